@@ -1,0 +1,379 @@
+"""Case files: TOML text -> a validated :class:`Case`.
+
+Each table is declared by a schema of :class:`Key` entries (type, default,
+documentation). The common tables live here; each model adds its own
+(``[model]``, ``[data]``, ...) through its ``schema``. Validation names the
+file, the dotted key and the reason, and suggests the nearest valid key for a
+misspelt one. ``docs/case-files.md`` is generated from the same schemas
+(``python -m pdenet.case --markdown``), so the reference cannot drift.
+"""
+import difflib
+import math
+import os
+import tomllib
+
+import tomli_w
+
+from .errors import CaseError, ExpressionError
+from .expr import Expression
+
+REQUIRED = object()
+
+
+class Key:
+    """One case-file key.
+
+    kind: float | int | str | bool | floats (number or list) | ints | strs |
+    expr (expression text or number) | exprs (list of expressions) | dict (free table).
+    """
+
+    def __init__(self, kind, default=REQUIRED, doc="", choices=None, minimum=None, positive=False):
+        self.kind, self.default, self.doc = kind, default, doc
+        self.choices, self.minimum, self.positive = choices, minimum, positive
+
+    def check(self, value, key):
+        def fail(reason):
+            raise CaseError(reason, key=key)
+
+        kind = self.kind
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                fail(f"expected a number, got {value!r}")
+            value = float(value)
+            if not math.isfinite(value):
+                fail(f"must be finite, got {value!r}")
+        elif kind == "int":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                fail(f"expected an integer, got {value!r}")
+        elif kind == "str":
+            if not isinstance(value, str):
+                fail(f"expected a string, got {value!r}")
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                fail(f"expected true or false, got {value!r}")
+        elif kind in ("floats", "ints"):
+            item = Key(kind[:-1])
+            if isinstance(value, list):
+                if not value:
+                    fail("must not be empty")
+                value = [item.check(v, key) for v in value]
+            else:
+                value = item.check(value, key)
+        elif kind == "strs":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                fail(f"expected a list of strings, got {value!r}")
+        elif kind == "expr":
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                fail(f"expected an expression (string) or a number, got {value!r}")
+        elif kind == "exprs":
+            if not isinstance(value, list):
+                value = [value]
+            for v in value:
+                Key("expr").check(v, key)
+        elif kind == "dict":
+            if not isinstance(value, dict):
+                fail(f"expected a table, got {value!r}")
+        elif kind == "any":
+            pass
+        else:  # pragma: no cover - schema bug
+            raise AssertionError(kind)
+
+        if self.choices is not None:
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if v not in self.choices:
+                    near = difflib.get_close_matches(str(v), [str(c) for c in self.choices], n=1)
+                    hint = f" (did you mean {near[0]!r}?)" if near else ""
+                    fail(f"{v!r} is not one of {', '.join(map(str, self.choices))}{hint}")
+        numbers = value if isinstance(value, list) else [value]
+        if self.minimum is not None and any(v < self.minimum for v in numbers):
+            fail(f"must be >= {self.minimum}, got {value!r}")
+        if self.positive and any(v <= 0 for v in numbers):
+            fail(f"must be positive, got {value!r}")
+        return value
+
+
+# ---------------------------------------------------------------------------
+# Common tables
+COMMON_SCHEMA = {
+    "case": {
+        "name": Key("str", "case", "Short name; the default output file is <name>.h5."),
+        "model": Key("str", REQUIRED, "Which model to solve (see the models list)."),
+        "description": Key("str", "", "Free text kept in the output file."),
+    },
+    "mesh": {
+        "lower": Key("floats", REQUIRED, "Lower corner of the box, one number per dimension."),
+        "upper": Key("floats", REQUIRED, "Upper corner of the box."),
+        "cells": Key("ints", REQUIRED, "Cells per dimension (1-3 dimensions).", positive=True),
+        "boundary": Key("any", "none",
+                        "periodic | noflux | dirichlet | neumann | extrapolate | none; one for all "
+                        "dimensions, a list per dimension, or [low, high] pairs."),
+    },
+    "time": {
+        "t_end": Key("float", None, "Final time T (give two of t_end, steps, dt).", positive=True),
+        "steps": Key("int", None, "Number of time steps (the depth L of the network).", positive=True),
+        "dt": Key("float", None, "Time step tau.", positive=True),
+        "stepper": Key("str", "euler", "Time-stepping scheme (model dependent)."),
+        "save_every": Key("int", 1, "Save fields every this many steps (the last step is always saved).",
+                          positive=True),
+        "checkpoint_every": Key("int", 0, "0: keep every step for the backward pass; c > 0: keep every c-th "
+                                "state and recompute in between (memory O(L/c + c)).", minimum=0),
+    },
+    "solver": {
+        "backend": Key("str", "builtin", "builtin (numba/scipy) or petsc.", choices=["builtin", "petsc"]),
+        "petsc_options": Key("str", "", "PETSc options string, e.g. '-ksp_type gmres'."),
+        "newton_tol": Key("float", 1e-12, "Relative tolerance of Newton solves (implicit steppers).",
+                          positive=True),
+        "newton_maxiter": Key("int", 50, "Maximum Newton iterations per step.", positive=True),
+        "krylov_tol": Key("float", 1e-13, "Relative tolerance of the inner Krylov solves.", positive=True),
+    },
+    "output": {
+        "path": Key("str", None, "HDF5 output file (default <case.name>.h5 beside the case file)."),
+        "fields": Key("strs", None, "Fields to save (default: all the model offers)."),
+        "compression": Key("str", "gzip", "gzip | lzf | none.", choices=["gzip", "lzf", "none"]),
+    },
+    "exact": {
+        "*": Key("expr", REQUIRED, "Exact solution of a field (name = expression of the coordinates "
+                 "and t), used by `pdenet converge` and written as an error diagnostic."),
+    },
+}
+
+
+def _suggest(name, valid):
+    near = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f" (did you mean {near[0]!r}?)" if near else f"; valid: {', '.join(sorted(valid))}"
+
+
+def validate_table(table, schema, prefix):
+    """Check ``table`` against ``schema``, fill defaults; returns a new dict."""
+    if not isinstance(table, dict):
+        raise CaseError(f"expected a table, got {table!r}", key=prefix)
+    out = {}
+    wildcard = schema.get("*")
+    for name, value in table.items():
+        key = f"{prefix}.{name}" if prefix else name
+        spec = schema.get(name, wildcard)
+        if spec is None:
+            valid = [k for k in schema if k != "*"]
+            raise CaseError(f"unknown key{_suggest(name, valid)}", key=key)
+        if isinstance(spec, dict):
+            out[name] = validate_table(value, spec, key)
+        else:
+            out[name] = spec.check(value, key)
+    for name, spec in schema.items():
+        if name == "*" or name in out:
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(spec, dict):
+            out[name] = validate_table({}, spec, key)
+        elif spec.default is REQUIRED:
+            raise CaseError("is required", key=key)
+        else:
+            out[name] = spec.default
+    return out
+
+
+def merge_schema(base, extra):
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_schema(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(item):
+    """``key.path=value`` -> (['key', 'path'], value); value parsed as TOML, else a string."""
+    if "=" not in item:
+        raise CaseError(f"--set expects key=value, got {item!r}", key=item)
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise CaseError(f"--set has a malformed key in {item!r}", key=key)
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return key.split("."), value
+
+
+def apply_overrides(raw, overrides):
+    for item in overrides or ():
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise CaseError(f"--set: {part!r} is not a table", key=".".join(path))
+        node[path[-1]] = value
+    return raw
+
+
+class Case:
+    """A validated case: ``case['time.steps']`` reads a dotted key."""
+
+    def __init__(self, raw, data, source, model_cls, base_dir):
+        self.raw, self.data, self.source = raw, data, source
+        self.model_cls, self.base_dir = model_cls, base_dir
+
+    def __getitem__(self, dotted):
+        node = self.data
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    def get(self, dotted, default=None):
+        try:
+            return self[dotted]
+        except (KeyError, TypeError):
+            return default
+
+    @property
+    def name(self):
+        return self.data["case"]["name"]
+
+    @property
+    def model(self):
+        return self.data["case"]["model"]
+
+    @property
+    def text(self):
+        """The effective case (overrides applied) as TOML."""
+        return tomli_w.dumps(self.raw)
+
+    def with_overrides(self, overrides):
+        raw = apply_overrides(_deepcopy(self.raw), overrides)
+        return build_case(raw, self.source, self.base_dir)
+
+    def error(self, reason, key=None):
+        return CaseError(reason, key=key, source=self.source)
+
+    def expression(self, key, variables):
+        """The expression at ``key``, checked against ``variables``."""
+        try:
+            return Expression(self[key], variables, key=key)
+        except ExpressionError as exc:
+            raise CaseError(str(exc).removeprefix(f"{key}: "), key=key, source=self.source) from None
+
+    def output_path(self, override=None):
+        path = override or self.get("output.path") or f"{self.name}.h5"
+        if not os.path.isabs(path) and override is None and self.get("output.path"):
+            path = os.path.join(self.base_dir, path)
+        return path
+
+
+def _deepcopy(obj):
+    if isinstance(obj, dict):
+        return {k: _deepcopy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deepcopy(v) for v in obj]
+    return obj
+
+
+def resolve_time(time, key_prefix="time"):
+    """Fill t_end/steps/dt from any two (steps wins a rounding tie); returns a new dict."""
+    t_end, steps, dt = time.get("t_end"), time.get("steps"), time.get("dt")
+    given = sum(v is not None for v in (t_end, steps, dt))
+    if given < 2:
+        raise CaseError("give two of t_end, steps, dt", key=key_prefix)
+    if steps is None:
+        steps = round(t_end / dt)
+        if steps < 1 or abs(steps * dt - t_end) > 1e-9 * t_end:
+            raise CaseError(f"t_end={t_end} is not a whole number of steps dt={dt}", key=f"{key_prefix}.dt")
+    elif t_end is None:
+        t_end = steps * dt
+    elif dt is not None and abs(steps * dt - t_end) > 1e-9 * t_end:
+        # all three given: they must agree; refinement overrides of one key win
+        raise CaseError(f"t_end={t_end}, steps={steps}, dt={dt} disagree; give two of them",
+                        key=key_prefix)
+    out = dict(time)
+    out.update(t_end=float(t_end), steps=int(steps), dt=float(t_end) / int(steps))
+    return out
+
+
+def build_case(raw, source, base_dir):
+    from .models import get_model  # models register themselves on import
+
+    if not isinstance(raw.get("case"), dict) or "model" not in raw["case"]:
+        raise CaseError("is required", key="case.model", source=source)
+    try:
+        model_cls = get_model(raw["case"]["model"])
+        schema = merge_schema(COMMON_SCHEMA, model_cls.schema)
+        for table in raw:
+            if table not in schema:
+                raise CaseError(f"unknown table{_suggest(table, schema)}", key=f"[{table}]")
+        data = validate_table(raw, schema, "")
+        data = model_cls.validate(data) or data
+    except CaseError as exc:
+        raise exc.at(source=source) from None
+    return Case(raw, data, source, model_cls, base_dir)
+
+
+def load_case(path_or_text, overrides=()):
+    """Read and validate a case from a path or from TOML text.
+
+    Raises :class:`CaseError` naming the file, key and reason.
+    """
+    if isinstance(path_or_text, Case):
+        return path_or_text.with_overrides(overrides) if overrides else path_or_text
+    text = str(path_or_text)
+    if "\n" in text or ("=" in text and not os.path.exists(text)):
+        source, base_dir = "<text>", os.getcwd()
+    else:
+        source, base_dir = text, os.path.dirname(os.path.abspath(text))
+        try:
+            with open(text, "rb") as fh:
+                text = fh.read().decode("utf-8")
+        except FileNotFoundError:
+            raise CaseError("no such file", source=source) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CaseError(f"cannot read: {exc}", source=source) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaseError(f"invalid TOML: {exc}", source=source) from None
+    try:
+        apply_overrides(raw, overrides)
+    except CaseError as exc:
+        raise exc.at(source=source) from None
+    return build_case(raw, source, base_dir)
+
+
+def schema_markdown():
+    """The case-file reference (docs/case-files.md) generated from the schemas."""
+    from .models import MODELS
+
+    def table_md(schema, prefix, lines):
+        rows = []
+        for name, spec in schema.items():
+            if isinstance(spec, dict):
+                table_md(spec, f"{prefix}.{name}", lines)
+                continue
+            default = "required" if spec.default is REQUIRED else f"`{spec.default!r}`"
+            choices = f" One of: {', '.join(map(str, spec.choices))}." if spec.choices else ""
+            rows.append(f"| `{name}` | {spec.kind} | {default} | {spec.doc}{choices} |")
+        if rows:
+            lines += [f"\n### `[{prefix}]`\n", "| key | type | default | meaning |", "|---|---|---|---|", *rows]
+
+    lines = ["# Case-file reference", "",
+             "Generated by `python -m pdenet.case --markdown`; do not edit by hand.", "",
+             "## Tables common to every model"]
+    for table, schema in COMMON_SCHEMA.items():
+        table_md(schema, table, lines)
+    for name, cls in sorted(MODELS.items()):
+        lines += ["", f"## model = \"{name}\"", "", (cls.__doc__ or "").strip().splitlines()[0]]
+        for table, schema in cls.schema.items():
+            table_md(schema, table, lines)
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    if "--markdown" in sys.argv:
+        sys.stdout.write(schema_markdown())

@@ -1,0 +1,37 @@
+"""Errors that reach the user as one line: where (file, key) and why."""
+
+
+class PdenetError(Exception):
+    """Base class. ``str(err)`` is the one-line message shown by the CLI."""
+
+
+class CaseError(PdenetError):
+    """An invalid case file: names the file, the key and the reason."""
+
+    def __init__(self, reason, key=None, source=None):
+        self.reason = reason
+        self.key = key
+        self.source = source
+        super().__init__(self._format())
+
+    def _format(self):
+        where = self.source or "<case>"
+        if self.key:
+            where += f": {self.key}"
+        return f"{where}: {self.reason}"
+
+    def at(self, source=None, key=None):
+        """Return a copy located at ``source``/``key`` (filling what is unknown)."""
+        return CaseError(self.reason, key=self.key or key, source=self.source or source)
+
+
+class ExpressionError(PdenetError):
+    """A case-file expression that is malformed or reaches outside the allowed language."""
+
+
+class SolverError(PdenetError):
+    """A numerical failure (non-finite state, non-converged Newton solve, ...)."""
+
+
+class OutputError(PdenetError):
+    """A problem reading or writing an HDF5 result file."""

@@ -1,0 +1,172 @@
+"""Safe arithmetic expressions for case files (never ``eval``).
+
+An expression is parsed with :mod:`ast` and checked node by node against a
+small language: numbers, the variables the context offers (coordinates, time,
+sample index), the constants ``pi`` and ``e``, the operators
+``+ - * / ** ^ %`` (``^`` means power), comparisons, and a fixed list of math
+functions. Anything else (attributes, subscripts, lambdas, keyword arguments,
+strings, unknown names) is rejected with a message saying what and where.
+The checked tree is turned into nested numpy closures and evaluated on arrays.
+"""
+import ast
+import difflib
+import operator
+
+import numpy as np
+from scipy import special
+
+from .errors import ExpressionError
+
+
+def _heaviside(x):
+    return np.heaviside(x, 0.5)
+
+
+FUNCTIONS = {
+    "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "arctan2": np.arctan2,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "atan2": np.arctan2,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "exp": np.exp, "log": np.log, "log10": np.log10, "log2": np.log2, "sqrt": np.sqrt,
+    "abs": np.abs, "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
+    "erf": special.erf, "erfc": special.erfc, "gamma": special.gamma,
+    "min": np.minimum, "max": np.maximum, "where": np.where,
+    "heaviside": _heaviside, "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": special.expit, "hypot": np.hypot, "mod": np.mod,
+}
+ARITY = {"arctan2": 2, "atan2": 2, "min": 2, "max": 2, "where": 3, "hypot": 2, "mod": 2}
+CONSTANTS = {"pi": np.pi, "e": np.e, "inf": np.inf}
+
+_BINARY = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.Pow: np.power, ast.BitXor: np.power, ast.Mod: np.mod,
+}
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_COMPARE = {
+    ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater,
+    ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal,
+}
+
+
+def _power(base, exponent):
+    # float power so that integer bases with negative exponents work
+    return np.power(np.asarray(base, dtype=float), exponent)
+
+
+class Expression:
+    """A checked expression over a fixed set of variable names.
+
+    >>> Expression("exp(-x^2/2)", ["x"])(x=np.array([0.0]))
+    array([1.])
+    """
+
+    def __init__(self, text, variables=(), key=None):
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            text = repr(float(text))
+        if not isinstance(text, str):
+            raise ExpressionError(f"{key or 'expression'}: expected a string or number, got {type(text).__name__}")
+        self.text = text
+        self.variables = tuple(variables)
+        self.key = key
+        try:
+            tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise ExpressionError(self._where(f"syntax error at column {exc.offset}: {text!r}")) from None
+        self.names = set()
+        self._fn = self._compile(tree.body)
+
+    def _where(self, msg):
+        return f"{self.key}: {msg}" if self.key else msg
+
+    def _reject(self, node, what):
+        col = getattr(node, "col_offset", None)
+        at = f" at column {col + 1}" if col is not None else ""
+        raise ExpressionError(self._where(f"{what}{at} is not allowed in {self.text!r}"))
+
+    def _compile(self, node):
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+                self._reject(node, f"constant {node.value!r}")
+            value = float(node.value)
+            return lambda env: value
+        if isinstance(node, ast.Name):
+            name = node.id
+            if name in self.variables:
+                self.names.add(name)
+                return lambda env: env[name]
+            if name in CONSTANTS:
+                value = CONSTANTS[name]
+                return lambda env: value
+            known = list(self.variables) + list(CONSTANTS)
+            hint = difflib.get_close_matches(name, known + list(FUNCTIONS), n=1)
+            hint = f" (did you mean {hint[0]!r}?)" if hint else ""
+            allowed = ", ".join(self.variables) or "none"
+            raise ExpressionError(self._where(
+                f"unknown name {name!r} in {self.text!r}{hint}; variables here: {allowed}"))
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = self._compile(node.left), self._compile(node.right)
+            op = _power if isinstance(node.op, (ast.Pow, ast.BitXor)) else _BINARY[type(node.op)]
+            return lambda env: op(left(env), right(env))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            operand, op = self._compile(node.operand), _UNARY[type(node.op)]
+            return lambda env: op(operand(env))
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+            left, right = self._compile(node.left), self._compile(node.comparators[0])
+            op = _COMPARE[type(node.ops[0])]
+            return lambda env: op(left(env), right(env)).astype(float)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                self._reject(node, "calling anything but a named math function")
+            name = node.func.id
+            if name not in FUNCTIONS:
+                hint = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
+                hint = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ExpressionError(self._where(
+                    f"undefined function {name!r} in {self.text!r}{hint}"))
+            if node.keywords:
+                self._reject(node, "keyword arguments")
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                self._reject(node, "argument unpacking")
+            want = ARITY.get(name, 1)
+            if len(node.args) != want:
+                raise ExpressionError(self._where(
+                    f"{name}() takes {want} argument{'s' * (want > 1)}, got {len(node.args)} in {self.text!r}"))
+            args = [self._compile(a) for a in node.args]
+            fn = FUNCTIONS[name]
+            return lambda env: fn(*(a(env) for a in args))
+        if isinstance(node, ast.Attribute):
+            self._reject(node, f"attribute access '.{node.attr}'")
+        if isinstance(node, ast.Subscript):
+            self._reject(node, "subscripting")
+        self._reject(node, f"'{type(node).__name__}'")
+
+    def __call__(self, shape=None, **env):
+        missing = self.names - set(env)
+        if missing:
+            raise ExpressionError(self._where(f"no value for {sorted(missing)} when evaluating {self.text!r}"))
+        with np.errstate(all="ignore"):
+            out = np.asarray(self._fn(env), dtype=float)
+        if shape is None:
+            shape = np.broadcast_shapes(*(np.shape(env[n]) for n in env)) if env else ()
+        out = np.broadcast_to(out, np.broadcast_shapes(out.shape, tuple(shape))).copy()
+        if not np.all(np.isfinite(out)):
+            raise ExpressionError(self._where(f"{self.text!r} gives non-finite values (NaN or inf)"))
+        return out
+
+    def __repr__(self):
+        return f"Expression({self.text!r})"
+
+
+def coordinate_names(prefix, ndim):
+    """Names of the coordinates of an ``ndim`` mesh: ``x`` in 1-D, ``x1, x2, ...`` otherwise.
+
+    In 1-D both ``x`` and ``x1`` are accepted.
+    """
+    return (prefix, f"{prefix}1") if ndim == 1 else tuple(f"{prefix}{d + 1}" for d in range(ndim))
+
+
+def coordinate_env(prefix, arrays):
+    """Variables for coordinate ``arrays`` (one per dimension) named as in :func:`coordinate_names`."""
+    if len(arrays) == 1:
+        return {prefix: arrays[0], f"{prefix}1": arrays[0]}
+    return {f"{prefix}{d + 1}": a for d, a in enumerate(arrays)}

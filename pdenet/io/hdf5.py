@@ -1,0 +1,175 @@
+"""HDF5 sink: the self-describing output file of PRODUCT.md section 3.
+
+Crash safety: the file is written as ``OUT.h5.partial`` and renamed to
+``OUT.h5`` by :meth:`H5Sink.finish`, which the runner calls on success, on a
+Python error and on Ctrl-C/SIGTERM (``status`` attribute: complete | interrupted
+| failed). Each save is flushed, so even a killed process leaves a
+``.partial`` file that HDF5 can read up to the last flush, and a previous good
+``OUT.h5`` is never replaced by a half-written one.
+
+Layout: root attributes (pdenet_version, model, case, created, status, ...);
+``/mesh`` with attributes and cell-centre coordinates ``x1..xn`` as dimension
+scales; ``/time`` (dimension scale of the saved times); ``/fields/<name>``
+(n_saved, [samples,] *cells), chunked one save per chunk and compressed;
+``/diagnostics/<name>`` (n_saved,); ``/train``, ``/controls``, ``/gradients``,
+``/convergence`` groups of per-run arrays.
+"""
+import json
+import os
+
+import h5py
+import numpy as np
+
+from ..errors import OutputError
+from .sink import Sink
+
+CHUNK_BYTES = 1 << 20
+
+
+def _chunks(shape, itemsize=8):
+    """One save per chunk; split the leading non-time axes until a chunk is <= 1 MiB."""
+    chunk = [1] + list(shape)
+    axis = 1
+    while np.prod(chunk) * itemsize > CHUNK_BYTES and axis < len(chunk):
+        if chunk[axis] > 1:
+            chunk[axis] = max(1, chunk[axis] // 2)
+        else:
+            axis += 1
+    return tuple(int(c) for c in chunk)
+
+
+class H5Sink(Sink):
+    def __init__(self, path, compression="gzip"):
+        self.path = os.fspath(path)
+        self.partial = self.path + ".partial"
+        self.compression = {"gzip": "gzip", "lzf": "lzf", "none": None}[compression]
+        self.fh = None
+        self.mesh = None
+        self.n_saves = 0
+
+    # -- helpers --------------------------------------------------------------
+    def _opts(self):
+        if self.compression == "gzip":
+            return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+        if self.compression == "lzf":
+            return {"compression": "lzf", "shuffle": True}
+        return {}
+
+    def _attach_scales(self, dset):
+        dset.dims[0].attach_scale(self.fh["time"])
+        dset.dims[0].label = "t"
+        if self.mesh is None:
+            return
+        nd = self.mesh.ndim
+        lead = dset.ndim - nd
+        if lead == 2:
+            dset.dims[1].label = "sample"
+        for d in range(nd):
+            dset.dims[lead + d].attach_scale(self.fh[f"mesh/x{d + 1}"])
+            dset.dims[lead + d].label = f"x{d + 1}"
+
+    def _field(self, name, shape, n_rows=0, fill=None):
+        group = self.fh.require_group("fields")
+        if name in group:
+            return group[name]
+        shape = tuple(shape)
+        kw = dict(maxshape=(None,) + shape, chunks=_chunks(shape), dtype="f8", **self._opts())
+        if fill is not None:
+            kw["fillvalue"] = fill
+        dset = group.create_dataset(name, shape=(n_rows,) + shape, **kw)
+        self._attach_scales(dset)
+        return dset
+
+    # -- sink protocol --------------------------------------------------------
+    def start(self, attrs, mesh):
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self.fh = h5py.File(self.partial, "w")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot create output file ({exc})") from None
+        self.mesh = mesh
+        self.set_attrs(attrs)
+        self.fh.attrs["status"] = "running"
+        if mesh is not None:
+            g = self.fh.create_group("mesh")
+            desc = mesh.describe()
+            g.attrs["lower"] = desc["lower"]
+            g.attrs["upper"] = desc["upper"]
+            g.attrs["cells"] = desc["cells"]
+            g.attrs["boundary"] = json.dumps(desc["boundary"])
+            g.attrs["ndim"] = mesh.ndim
+            for d, axis in enumerate(mesh.axes):
+                ds = g.create_dataset(f"x{d + 1}", data=axis)
+                ds.make_scale(f"x{d + 1}")
+        t = self.fh.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
+        t.make_scale("t")
+        self.fh.flush()
+
+    def save(self, t, fields, diagnostics):
+        i = self.n_saves
+        self.n_saves += 1
+        tset = self.fh["time"]
+        tset.resize((self.n_saves,))
+        tset[i] = t
+        for name, arr in fields.items():
+            arr = np.asarray(arr, dtype=float)
+            dset = self._field(name, arr.shape)
+            dset.resize((self.n_saves,) + arr.shape)
+            dset[i] = arr
+        group = self.fh.require_group("diagnostics")
+        for name, value in diagnostics.items():
+            if name not in group:
+                group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
+            d = group[name]
+            d.resize((self.n_saves,))
+            d[i] = value
+        self.fh.flush()
+
+    def put_field(self, name, index, array, n_saved):
+        array = np.asarray(array, dtype=float)
+        dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
+        if dset.shape[0] < n_saved:
+            dset.resize((n_saved,) + array.shape)
+        dset[index] = array
+        self.fh.flush()
+
+    def put_diagnostic(self, name, index, value, n_saved):
+        group = self.fh.require_group("diagnostics")
+        if name not in group:
+            group.create_dataset(name, shape=(n_saved,), maxshape=(None,), dtype="f8",
+                                 fillvalue=np.nan, chunks=(256,))
+        group[name][index] = value
+
+    def write(self, group, name, array, attrs=None):
+        g = self.fh.require_group(group)
+        if name in g:
+            del g[name]
+        array = np.asarray(array)
+        kw = self._opts() if array.size > 1024 else {}
+        d = g.create_dataset(name, data=array, **kw)
+        for k, v in (attrs or {}).items():
+            d.attrs[k] = v
+        self.fh.flush()
+
+    def set_attrs(self, attrs):
+        for k, v in attrs.items():
+            if v is None:
+                continue
+            if isinstance(v, (list, tuple)) and v and isinstance(v[0], str):
+                v = np.array(v, dtype=h5py.string_dtype())
+            elif isinstance(v, dict):
+                v = json.dumps(v)
+            self.fh.attrs[k] = v
+
+    def finish(self, status="complete", message=""):
+        if self.fh is None:
+            return
+        try:
+            self.fh.attrs["status"] = status
+            if message:
+                self.fh.attrs["message"] = message
+            self.fh.close()
+        finally:
+            self.fh = None
+            os.replace(self.partial, self.path)

@@ -1,0 +1,107 @@
+"""Sinks receive what a solver loop produces; they do all the I/O.
+
+The protocol (every method optional to override):
+
+``start(attrs, mesh)``             once, before the first save
+``save(t, fields, diagnostics)``   one saved time: arrays per field, scalars
+``put_field(name, index, array, n_saved)``  fill slot ``index`` of a field
+                                   computed out of order (the co-state runs
+                                   backward in time)
+``put_diagnostic(name, index, value, n_saved)``  the same for a diagnostic
+``write(group, name, array, attrs)``  per-run arrays (/train, /controls, ...)
+``set_attrs(attrs)``               root attributes
+``finish(status, message)``        always called, also on error or Ctrl-C
+"""
+import numpy as np
+
+from .result import Result
+
+
+class Sink:
+    def start(self, attrs, mesh):
+        pass
+
+    def save(self, t, fields, diagnostics):
+        pass
+
+    def put_field(self, name, index, array, n_saved):
+        pass
+
+    def put_diagnostic(self, name, index, value, n_saved):
+        pass
+
+    def write(self, group, name, array, attrs=None):
+        pass
+
+    def set_attrs(self, attrs):
+        pass
+
+    def finish(self, status="complete", message=""):
+        pass
+
+
+class MemorySink(Sink):
+    """Keeps everything in memory and builds a :class:`Result`."""
+
+    def __init__(self):
+        self.attrs, self.mesh = {}, None
+        self.times, self.fields, self.diagnostics = [], {}, {}
+        self.slotted, self.slotted_diag, self.groups = {}, {}, {}
+
+    def start(self, attrs, mesh):
+        self.attrs.update(attrs)
+        self.mesh = mesh
+
+    def save(self, t, fields, diagnostics):
+        self.times.append(float(t))
+        for k, v in fields.items():
+            self.fields.setdefault(k, []).append(np.array(v, copy=True))
+        for k, v in diagnostics.items():
+            self.diagnostics.setdefault(k, []).append(v)
+
+    def put_field(self, name, index, array, n_saved):
+        store = self.slotted.get(name)
+        if store is None:
+            store = self.slotted[name] = np.full((n_saved,) + np.shape(array), np.nan)
+        store[index] = array
+
+    def put_diagnostic(self, name, index, value, n_saved):
+        store = self.slotted_diag.get(name)
+        if store is None:
+            store = self.slotted_diag[name] = np.full((n_saved,) + np.shape(value), np.nan)
+        store[index] = value
+
+    def write(self, group, name, array, attrs=None):
+        self.groups.setdefault(group, {})[name] = np.asarray(array)
+
+    def set_attrs(self, attrs):
+        self.attrs.update(attrs)
+
+    def finish(self, status="complete", message=""):
+        self.attrs["status"] = status
+        if message:
+            self.attrs["message"] = message
+
+    def result(self, path=None):
+        fields = {k: np.stack(v) for k, v in self.fields.items()}
+        fields.update(self.slotted)
+        diags = {k: np.asarray(v) for k, v in self.diagnostics.items()}
+        diags.update(self.slotted_diag)
+        return Result(self.attrs, self.mesh, self.times, fields, diags, self.groups, path=path)
+
+
+class FanOut(Sink):
+    """Forwards every call to several sinks."""
+
+    def __init__(self, *sinks):
+        self.sinks = [s for s in sinks if s is not None]
+
+    def __getattribute__(self, name):
+        if name in ("start", "save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
+            sinks = object.__getattribute__(self, "sinks")
+
+            def call(*args, **kwargs):
+                for s in sinks:
+                    getattr(s, name)(*args, **kwargs)
+            return call
+        return object.__getattribute__(self, name)

@@ -1,0 +1,78 @@
+"""The model protocol: what a case-file model provides to the runner.
+
+A model class
+
+* declares ``name`` (the ``[case] model`` value) and ``schema``: extra case
+  tables/keys, merged with the common ones of :mod:`pdenet.case`;
+* may refine validation in ``validate(data)`` (cross-key checks), raising
+  :class:`~pdenet.errors.CaseError` with the key;
+* is built from a validated :class:`~pdenet.case.Case`;
+* in ``run(sink, progress)`` solves and hands every result to ``sink`` (it never
+  opens files itself): ``sink.start(...)``, ``sink.save(...)`` per saved time,
+  ``sink.write(group, name, array)`` for per-run arrays. ``progress(k)``
+  advances a bar by k units of ``work_units()``.
+
+Register a model class with :func:`pdenet.models.register`.
+"""
+import numpy as np
+
+from ..mesh import Mesh
+
+
+class Model:
+    name = None
+    schema = {}
+    #: fields this model can save (names under /fields)
+    fields = ()
+
+    def __init__(self, case):
+        self.case = case
+        self.mesh = self.build_mesh(case)
+
+    @classmethod
+    def validate(cls, data):
+        return data
+
+    @staticmethod
+    def build_mesh(case):
+        m = case["mesh"]
+        try:
+            return Mesh(m["lower"], m["upper"], m["cells"], m["boundary"])
+        except Exception as exc:  # CaseError from Mesh carries the key
+            from ..errors import CaseError
+
+            if isinstance(exc, CaseError):
+                raise exc.at(source=case.source) from None
+            raise
+
+    def work_units(self):
+        """Total units of work reported through ``progress`` (for the bar)."""
+        return None
+
+    def saved_fields(self):
+        wanted = self.case.get("output.fields")
+        if wanted is None:
+            return tuple(self.fields)
+        unknown = [f for f in wanted if f not in self.fields]
+        if unknown:
+            raise self.case.error(f"unknown field {unknown[0]!r}; this model offers "
+                                  f"{', '.join(self.fields)}", key="output.fields")
+        return tuple(wanted)
+
+    def run(self, sink, progress=lambda k: None):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def exact_fields(self, t):
+        """Evaluate the case's ``[exact]`` expressions at time ``t`` on the mesh (dict)."""
+        from ..expr import coordinate_env, coordinate_names
+
+        exact = self.case.get("exact") or {}
+        names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
+        env = coordinate_env(self.coordinate_prefix, self.mesh.centres())
+        out = {}
+        for field, _ in exact.items():
+            expr = self.case.expression(f"exact.{field}", names)
+            out[field] = expr(shape=self.mesh.shape, t=np.float64(t), **env)
+        return out
+
+    coordinate_prefix = "x"

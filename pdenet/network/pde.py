@@ -1,0 +1,141 @@
+"""The width-depth network PDE  f_t = sigma(a - B_b f),  discretised.
+
+Midpoint quadrature on the label mesh and a time stepper turn it into a
+residual network of width N (cells) and depth L (steps); explicit Euler is
+exactly z_{l+1} = z_l + tau sigma(a_l - B_l z_l) with B_l = h b_l.
+
+:class:`NetworkPDE` implements the controlled-system protocol of
+:mod:`solvers.protocol` and computes the loss and its exact gradient (the
+discrete adjoint of the chosen stepper) with respect to every parameter:
+``a`` (K, N), the kernel parameters, and the head's ``W``, ``mu``.
+The discrete co-state lambda_n = dJ/df_n relates to the paper's r by
+r_n = S lambda_n / h for the identity-head L2 loss (r(T) = f(T) - target).
+"""
+import numpy as np
+
+from solvers import Schedule, solve_adjoint, solve_forward
+
+from .. import activations as act
+
+
+class NetworkPDE:
+    """Discrete network PDE with parameters ``a`` (K, N), ``operator`` (kernel b) and ``head``.
+
+    ``tikhonov`` = lambda adds (lambda/2) R(a, b), R the quadrature of the squared
+    parameters over Y (x Y) x (0, T) (paper 4.6; the factor 1/2 makes the
+    gradient lambda a, lambda b as in 4.7).
+    """
+
+    def __init__(self, mesh, activation, a, operator, head, schedule, stepper, tikhonov=0.0):
+        self.mesh, self.h, self.N = mesh, mesh.cell_volume, mesh.size
+        self.activation = activation if isinstance(activation, act.Activation) else act.Activation(activation)
+        self.code = self.activation.code
+        self.a = np.ascontiguousarray(a, dtype=float)
+        self.operator, self.head, self.schedule, self.stepper = operator, head, schedule, stepper
+        self.tikhonov = float(tikhonov)
+        K = schedule.intervals
+        if self.a.shape != (K, self.N):
+            raise ValueError(f"bias a must be (K={K}, N={self.N}), got {self.a.shape}")
+        for name, p in operator.params.items():
+            if p.shape[0] != K:
+                raise ValueError(f"kernel parameter {name} has {p.shape[0]} intervals, expected K={K}")
+
+    # -- parameters -------------------------------------------------------------
+    @property
+    def params(self):
+        """All trainable arrays by name (live views: editing them edits the network)."""
+        out = {"a": self.a}
+        out.update(self.operator.params)
+        out.update(self.head.params)
+        return out
+
+    def zero_grad(self):
+        return {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    # -- controlled-system protocol -------------------------------------------
+    def linearise(self, f, k):
+        P = self.operator.raw(f, k)
+        F = np.empty_like(P)
+        U = np.empty_like(P)
+        act.pre_activation(self.a[k], P, self.h, self.code, F, U)
+        return F, (f, U)
+
+    def rhs(self, f, k):
+        return self.linearise(f, k)[0]
+
+    def jvp(self, lin, k, v):
+        _, U = lin
+        out = np.empty_like(U)
+        act.tangent(U, self.operator.raw(v, k), self.h, self.code, out)
+        return out
+
+    def vjp(self, lin, k, w, grad):
+        f, U = lin
+        ubar = np.empty_like(U)
+        act.backprop(U, w, self.code, ubar)
+        if grad is not None:
+            grad["a"][k] += ubar.sum(axis=0)
+            self.operator.add_grad(grad, k, ubar, f, -self.h)
+        return (-self.h) * self.operator.raw_T(ubar, k)
+
+    # -- quantities -----------------------------------------------------------
+    def pre_activation(self, f, k):
+        """u = a_k - B_k f."""
+        return self.linearise(f, k)[1][1]
+
+    def lyapunov(self, U):
+        """Sample mean of int_Y Sigma(u) dy (Theorem 3.2)."""
+        return float(self.activation.primitive(U).sum() * self.h / U.shape[0])
+
+    def norm(self, f):
+        """Sample mean of ||f||_{L^2(Y)}."""
+        return float(np.mean(np.sqrt(self.h * np.sum(f * f, axis=1))))
+
+    def regulariser(self):
+        """R(a, b) with interval durations as time weights (0 when tikhonov = 0)."""
+        if self.tikhonov == 0.0:
+            return 0.0
+        dur = np.array([self.schedule.interval_steps(k) * self.schedule.dt
+                        for k in range(self.schedule.intervals)])
+        quad = {"a": self.h, **self.operator.quadrature(self.h)}
+        total = 0.0
+        for name, w in quad.items():
+            p = self.params[name]
+            total += w * np.sum(dur * np.sum(p.reshape(p.shape[0], -1) ** 2, axis=1))
+        return total
+
+    def _add_regulariser_grad(self, grad):
+        if self.tikhonov == 0.0:
+            return
+        dur = np.array([self.schedule.interval_steps(k) * self.schedule.dt
+                        for k in range(self.schedule.intervals)])
+        quad = {"a": self.h, **self.operator.quadrature(self.h)}
+        for name, w in quad.items():
+            p = self.params[name]
+            grad[name] += (self.tikhonov * w) * dur.reshape((-1,) + (1,) * (p.ndim - 1)) * p
+
+    # -- solves ---------------------------------------------------------------
+    def forward(self, f0, keep="none", on_state=None, progress=None):
+        f0 = np.ascontiguousarray(f0, dtype=float)
+        if f0.ndim != 2 or f0.shape[1] != self.N:
+            raise ValueError(f"inputs must be (samples, {self.N}), got {f0.shape}")
+        return solve_forward(self, f0, self.schedule, self.stepper, keep, on_state, progress)
+
+    def loss(self, f0, target):
+        fT, _ = self.forward(f0)
+        J, _, metrics = self.head.loss(fT, target)
+        return J + 0.5 * self.tikhonov * self.regulariser(), metrics
+
+    def loss_and_gradient(self, f0, target, keep="all", on_state=None, on_costate=None, progress=None):
+        """(J, grad dict, metrics, fT): the exact gradient of the discrete loss."""
+        fT, tape = self.forward(f0, keep, on_state, progress)
+        grad = self.zero_grad()
+        J, lam, metrics = self.head.loss(fT, target, grad)
+        solve_adjoint(self, tape, lam, grad, on_costate, progress)
+        J += 0.5 * self.tikhonov * self.regulariser()
+        self._add_regulariser_grad(grad)
+        return J, grad, metrics, fT
+
+
+def default_schedule(steps, t_end, intervals=1):
+    return Schedule(int(steps), float(t_end) / int(steps), int(intervals))
