@@ -39,7 +39,7 @@ CONSTANTS = {"pi": np.pi, "e": np.e, "inf": np.inf}
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.Pow: np.power, ast.BitXor: np.power, ast.Mod: np.mod,
+    ast.Div: operator.truediv, ast.Pow: np.power, ast.Mod: np.mod,
 }
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 _COMPARE = {
@@ -69,7 +69,8 @@ class Expression:
         self.variables = tuple(variables)
         self.key = key
         try:
-            tree = ast.parse(text.strip(), mode="eval")
+            # '^' means power; rewriting it before parsing gives it the precedence of '**'
+            tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(self._where(f"syntax error at column {exc.offset}: {text!r}")) from None
         self.names = set()
@@ -105,7 +106,7 @@ class Expression:
                 f"unknown name {name!r} in {self.text!r}{hint}; variables here: {allowed}"))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self._compile(node.left), self._compile(node.right)
-            op = _power if isinstance(node.op, (ast.Pow, ast.BitXor)) else _BINARY[type(node.op)]
+            op = _power if isinstance(node.op, ast.Pow) else _BINARY[type(node.op)]
             return lambda env: op(left(env), right(env))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             operand, op = self._compile(node.operand), _UNARY[type(node.op)]

@@ -1,0 +1,18 @@
+"""pdenet: the PDE and optimal-control theory of deep learning, made computable.
+
+Python API (PRODUCT.md section 3)::
+
+    case = pdenet.load_case("cases/network_depth.toml", overrides=["time.steps=32"])
+    result = pdenet.run(case, output="out.h5")
+    result = pdenet.open("out.h5")
+    result.fields["f"], result.time, result.diagnostics, result.mesh
+"""
+from ._version import __version__
+from .case import Case, load_case
+from .errors import CaseError, ExpressionError, OutputError, PdenetError, SolverError
+from .io import Result, open_result as open  # noqa: A001 - the documented API name
+from .mesh import Boundary, Mesh
+from .runner import run
+
+__all__ = ["__version__", "Case", "load_case", "run", "open", "Result", "Mesh", "Boundary",
+           "PdenetError", "CaseError", "ExpressionError", "OutputError", "SolverError"]

@@ -1,0 +1,161 @@
+"""The ``pdenet`` command line (PRODUCT.md section 3).
+
+Every error ends the command with one line on stderr naming the file, key
+and reason, and a non-zero exit status: 2 for invalid input, 1 for a failed
+computation, 130 for an interrupt.
+"""
+import argparse
+import os
+import sys
+
+from . import __version__
+
+EXIT_INPUT, EXIT_FAILED, EXIT_INTERRUPT = 2, 1, 130
+
+
+def _add_set(p):
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a case key, e.g. --set time.steps=64 (repeatable)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="pdenet", description="PDE and optimal-control theory of deep "
+                                     "learning: run case files, inspect and plot HDF5 results.")
+    parser.add_argument("--version", action="version", version=f"pdenet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="solve a case and write its HDF5 file")
+    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_set(p)
+
+    p = sub.add_parser("validate", help="check a case file without running it")
+    p.add_argument("case")
+    _add_set(p)
+
+    p = sub.add_parser("info", help="summarise an output file")
+    p.add_argument("file")
+
+    p = sub.add_parser("plot", help="plot fields and diagnostics of an output file (PNG)")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="PNG path (default: <file>.png)")
+    p.add_argument("--field", help="field to plot (default: the first)")
+    p.add_argument("--sample", type=int, default=0, help="sample index for batched fields")
+    p.add_argument("--no-diagnostics", action="store_true", help="leave out the diagnostics panel")
+
+    p = sub.add_parser("converge", help="refinement study: errors and observed orders")
+    p.add_argument("case")
+    p.add_argument("--key", required=True, help="mesh.cells | time.steps | time.dt")
+    p.add_argument("--values", required=True, help="comma-separated, coarse to fine, e.g. 8,16,32,64")
+    p.add_argument("--field", help="field to measure (default: the first saved)")
+    p.add_argument("--norm", default="l2", choices=["l2", "max"])
+    p.add_argument("-o", "--output", help="HDF5 file for /convergence (default <name>_converge.h5)")
+    p.add_argument("--plot", help="PNG of the study (default <output>.png)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_set(p)
+
+    p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
+    p.add_argument("suite", nargs="?", default="network", choices=["network"])
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
+    p.add_argument("--threads", type=int, default=None, help="threads for BLAS and PyTorch (default: all cores)")
+    p.add_argument("--repeat", type=int, default=5)
+    return parser
+
+
+def cmd_run(args):
+    from .runner import run
+
+    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet)
+    if not args.quiet:
+        extra = "  ".join(f"{k} {result.attrs[k]:.6g}" for k in ("loss", "gradient_norm", "accuracy")
+                          if k in result.attrs)
+        print(f"wrote {result.path}  ({len(result.time)} saves)  {extra}")
+    return 0
+
+
+def cmd_validate(args):
+    from .case import load_case
+
+    case = load_case(args.case, args.overrides)
+    model = case.model_cls(case)  # builds everything the run would, catching shape errors
+    m = model.mesh
+    print(f"{case.source}: ok  model {case.model}  mesh {list(m.cells)}  "
+          f"steps {case.get('time.steps')}  dt {case.get('time.dt'):.6g}")
+    return 0
+
+
+def cmd_info(args):
+    from .io import open_result
+
+    print(open_result(args.file).summary())
+    return 0
+
+
+def cmd_plot(args):
+    from .errors import OutputError
+    from .io import open_result
+    from .plot import plot_result
+
+    result = open_result(args.file)
+    out = args.output or os.path.splitext(args.file)[0] + ".png"
+    try:
+        plot_result(result, out, field=args.field, sample=args.sample, diagnostics=not args.no_diagnostics)
+    except (KeyError, IndexError) as exc:
+        raise OutputError(f"{args.file}: {exc.args[0] if exc.args else exc}") from None
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_converge(args):
+    from .case import load_case
+    from .converge import converge, table, write_study
+
+    case = load_case(args.case, args.overrides)
+    values = [v.strip() for v in args.values.split(",") if v.strip()]
+    study = converge(case, args.key, values, field=args.field, norm=args.norm, quiet=args.quiet)
+    print(table(study))
+    out = args.output or f"{case.name}_converge.h5"
+    plot = args.plot or os.path.splitext(out)[0] + ".png"
+    write_study(study, out, plot)
+    print(f"wrote {out} and {plot}")
+    return 0
+
+
+def cmd_bench(args):
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
+            "converge": cmd_converge, "bench": cmd_bench}
+
+
+def main(argv=None):
+    from .errors import CaseError, ExpressionError, PdenetError
+    from .runner import Interrupted
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except Interrupted as exc:
+        print(f"pdenet: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except KeyboardInterrupt:
+        print("pdenet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except (CaseError, ExpressionError) as exc:
+        print(f"pdenet: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except PdenetError as exc:
+        print(f"pdenet: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # disk full, permissions, ...
+        print(f"pdenet: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Mean-field signal propagation and optimal learning-rate control (review §3.1–3.2, §4.4).
+
+* :mod:`pdenet.meanfield.maps` — length and correlation maps, fixed points q*, c*, chi_1,
+  chi_c, depth scales, critical line, phase diagram.
+* :mod:`pdenet.meanfield.empirical` — wide random networks measured layer by layer.
+* :mod:`pdenet.meanfield.lr_control` — optimal learning-rate schedule of the SGD modified
+  equation on a quadratic: closed form, HJB on a grid, simulated SGD.
+"""
+from .maps import (
+    ACTIVATIONS,
+    ORDER_1D,
+    ORDER_2D,
+    Activation,
+    PhaseDiagram,
+    activation,
+    chi_1,
+    chi_c,
+    chi_q,
+    correlation_map,
+    critical_sw2,
+    depth_scale,
+    fixed_point_c,
+    fixed_point_q,
+    length_map,
+    phase_diagram,
+    propagate,
+    trainable_depth,
+    xi_c,
+    xi_q,
+)
+
+__all__ = [
+    "ACTIVATIONS", "ORDER_1D", "ORDER_2D", "Activation", "PhaseDiagram", "activation",
+    "chi_1", "chi_c", "chi_q", "correlation_map", "critical_sw2", "depth_scale",
+    "fixed_point_c", "fixed_point_q", "length_map", "phase_diagram", "propagate",
+    "trainable_depth", "xi_c", "xi_q",
+]

@@ -1,0 +1,95 @@
+"""Plots of results (PNG, matplotlib's Agg backend; no display needed)."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _snapshots(n, count=4):
+    idx = sorted(set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist()))
+    return idx
+
+
+def plot_result(result, path, field=None, sample=0, diagnostics=True):
+    """Snapshots of a field (lines in 1-D, images in 2-D, mid-plane slices in 3-D) and the
+    diagnostics time series; returns the path written."""
+    fields = result.fields
+    names = [field] if field else list(fields)[:1]
+    for name in names:
+        if name not in fields:
+            raise KeyError(f"no field {name!r}; have {', '.join(fields) or 'none'}")
+    diag = {k: v for k, v in result.diagnostics.items() if np.ndim(v) == 1 and len(v) == len(result.time)}
+    mesh = result.mesh
+    n_panels = (len(names) if names else 0) + (1 if diagnostics and diag else 0)
+    if n_panels == 0:
+        raise KeyError("nothing to plot: the file has no fields and no diagnostics")
+    ndim = mesh.ndim if mesh is not None else 1
+    snaps = _snapshots(len(result.time)) if names else []
+    if ndim == 1 or not names:
+        fig, axes = plt.subplots(1, n_panels, figsize=(5.5 * n_panels, 4), squeeze=False)
+        axes = axes[0]
+        for ax, name in zip(axes, names):
+            data = fields[name]
+            if data.ndim == 3:
+                data = data[:, sample]
+            for i in snaps:
+                ax.plot(mesh.axes[0], data[i], label=f"t = {result.time[i]:.3g}")
+            ax.set_xlabel("y" if result.attrs.get("model") == "network" else "x")
+            ax.set_title(f"{name}" + (f" (sample {sample})" if fields[name].ndim == 3 else ""))
+            ax.legend(fontsize=8)
+    else:
+        cols = len(snaps)
+        rows = len(names) + (1 if diagnostics and diag else 0)
+        fig = plt.figure(figsize=(3.6 * cols, 3.3 * rows))
+        for r, name in enumerate(names):
+            data = fields[name]
+            if data.ndim == ndim + 2:
+                data = data[:, sample]
+            for c, i in enumerate(snaps):
+                ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+                img = data[i]
+                if ndim == 3:
+                    img = img[:, :, img.shape[2] // 2]
+                ext = [mesh.lower[1], mesh.upper[1], mesh.upper[0], mesh.lower[0]]
+                im = ax.imshow(img, extent=ext, aspect="auto")
+                fig.colorbar(im, ax=ax, shrink=0.8)
+                ax.set_title(f"{name}, t = {result.time[i]:.3g}", fontsize=9)
+        axes = [fig.add_subplot(rows, 1, rows)] if diagnostics and diag else []
+    if diagnostics and diag:
+        ax = axes[-1]
+        for k, v in diag.items():
+            ax.plot(result.time, v, marker=".", label=k)
+        ax.set_xlabel("t")
+        ax.set_title("diagnostics")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result.attrs.get('case_name', '')} ({result.attrs.get('model', '')})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_convergence(study, path):
+    res = np.array(study["resolution"])
+    err = np.array(study["errors"], dtype=float)
+    ok = np.isfinite(err) & (err > 0)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.loglog(res[ok], err[ok], "o-", label=f"{study['field']} error ({study['reference']})")
+    orders = [p for p in study["orders"] if math.isfinite(p)]
+    if ok.sum() >= 2 and orders:
+        p = round(orders[-1]) or 1
+        x0, e0 = res[ok][0], err[ok][0]
+        ax.loglog(res[ok], e0 * (res[ok] / x0) ** (-p), "k--", lw=0.8, label=f"slope -{p}")
+    ax.set_xlabel(study["key"] + (" (1/dt)" if study["key"] == "time.dt" else ""))
+    ax.set_ylabel(f"{study['norm']} error")
+    ax.set_title(f"{study['case'].name}: observed order "
+                 f"{orders[-1]:.2f}" if orders else study["case"].name)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,91 @@
+"""Run a case: build the model, attach sinks, drive it, always close the output.
+
+The HDF5 file is finished (renamed from ``.partial``) on success, on a
+numerical failure, on Ctrl-C and on SIGTERM, with ``status`` saying which, so
+what was computed so far stays readable.
+"""
+import datetime
+import signal
+import sys
+from contextlib import contextmanager
+
+from solvers.errors import NumericalError
+
+from ._version import __version__
+from .case import load_case
+from .errors import PdenetError, SolverError
+from .io import FanOut, H5Sink, MemorySink
+
+
+class Interrupted(PdenetError):
+    """Ctrl-C or SIGTERM during a run (partial output kept)."""
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def progress_bar(total, desc, quiet):
+    """A tqdm bar on stderr (silent with ``quiet`` or when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
+                disable=True if quiet else None, dynamic_ncols=True)
+
+
+def provenance(case):
+    return {
+        "pdenet_version": __version__,
+        "model": case.model,
+        "case": case.text,
+        "case_name": case.name,
+        "case_source": case.source,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=()):
+    """Solve a case; returns the :class:`~pdenet.io.Result`.
+
+    ``case``: a path, TOML text or a loaded :class:`~pdenet.case.Case`.
+    ``output``: HDF5 path (default: the case's ``[output] path`` or
+    ``<name>.h5``); ``write=False`` keeps everything in memory only.
+    """
+    case = load_case(case, overrides)
+    model = case.model_cls(case)
+    path = case.output_path(output) if write else None
+    memory = MemorySink()
+    h5 = H5Sink(path, case["output.compression"]) if write else None
+    sink = FanOut(memory, h5, *extra_sinks)
+    bar = progress_bar(model.work_units(), case.name, quiet)
+    with _sigterm_as_interrupt():
+        try:
+            sink.start(provenance(case), model.mesh)
+            model.run(sink, bar.update)
+        except KeyboardInterrupt:
+            sink.finish("interrupted", "interrupted by the user")
+            raise Interrupted(f"{case.source}: interrupted; partial results kept in {path}"
+                              if path else f"{case.source}: interrupted") from None
+        except NumericalError as exc:
+            sink.finish("failed", str(exc))
+            where = f" (partial results kept in {path})" if path else ""
+            raise SolverError(f"{case.source}: {exc}{where}") from None
+        except BaseException as exc:
+            sink.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            sink.finish("complete")
+        finally:
+            bar.close()
+    return memory.result(path)
