@@ -60,7 +60,11 @@ class Mesh:
     """
 
     def __init__(self, lower, upper, cells, boundary="none"):
-        ndim = max(np.size(lower), np.size(upper), np.size(cells))
+        sizes = [np.size(v) for v in (lower, upper, cells)]
+        ndim = max(sizes)
+        if len({n for n, v in zip(sizes, (lower, upper, cells)) if np.ndim(v) > 0}) > 1:
+            raise CaseError(f"lower, upper and cells have {sizes[0]}, {sizes[1]} and {sizes[2]} entries; "
+                            "give one per dimension", key="mesh")
         if not 1 <= ndim <= 3:
             raise CaseError(f"meshes have 1, 2 or 3 dimensions, got {ndim}", key="mesh.cells")
         self.lower = _as_tuple(lower, ndim, "lower", float)

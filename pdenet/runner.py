@@ -9,6 +9,8 @@ import signal
 import sys
 from contextlib import contextmanager
 
+import numpy as np
+
 from solvers.errors import NumericalError
 
 from ._version import __version__
@@ -72,7 +74,9 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=())
     with _sigterm_as_interrupt():
         try:
             sink.start(provenance(case), model.mesh)
-            model.run(sink, bar.update)
+            # overflow is detected and reported by the solvers (non-finite state), not warned about
+            with np.errstate(over="ignore", invalid="ignore"):
+                model.run(sink, bar.update)
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
             raise Interrupted(f"{case.source}: interrupted; partial results kept in {path}"

@@ -1,0 +1,27 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = os.path.join(ROOT, "cases")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def case_path(name):
+    return os.path.join(CASES, name)
+
+
+def run_cli(*args, cwd=None, env=None):
+    """Run ``python -m pdenet.cli ARGS`` in a subprocess; returns CompletedProcess."""
+    import subprocess
+
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "pdenet.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=600)
