@@ -28,10 +28,28 @@ from .maps import (
     xi_c,
     xi_q,
 )
+from .empirical import Measured, conditional_network, correlated_inputs, random_network, sampling_error
+from .lr_control import (
+    HJBSolution,
+    QuadraticSGD,
+    compare_schedules,
+    expected_loss_recursion,
+    inverse_time_schedule,
+    optimal_feedback,
+    optimal_moment,
+    optimal_schedule,
+    simulate_sgd,
+    solve_hjb,
+    switching_time,
+)
 
 __all__ = [
     "ACTIVATIONS", "ORDER_1D", "ORDER_2D", "Activation", "PhaseDiagram", "activation",
     "chi_1", "chi_c", "chi_q", "correlation_map", "critical_sw2", "depth_scale",
     "fixed_point_c", "fixed_point_q", "length_map", "phase_diagram", "propagate",
     "trainable_depth", "xi_c", "xi_q",
+    "Measured", "conditional_network", "correlated_inputs", "random_network", "sampling_error",
+    "HJBSolution", "QuadraticSGD", "compare_schedules", "expected_loss_recursion",
+    "inverse_time_schedule", "optimal_feedback", "optimal_moment", "optimal_schedule",
+    "simulate_sgd", "solve_hjb", "switching_time",
 ]

@@ -1,0 +1,183 @@
+"""Case-file model ``mean-field``: signal propagation in wide random networks and optimal
+learning-rate control (PRODUCT.md 1.4; review §3.1–3.2, §4.4).
+
+Analyses (``[model] analyses``, any subset):
+
+* ``phase`` — the order-to-chaos phase diagram on the mesh: the 2-D ``[mesh]`` box is the
+  (sigma_w^2, sigma_b^2) plane and the quantities are evaluated at the cell centres.
+  ``/fields/<name>`` (one save at t = 0, shape (1, n_w, n_b)): q_star, c_star, chi_1, chi_c,
+  xi_q, xi_c; ``/analysis/critical_sw2`` is the critical line (chi_1 = 1, by root finding) at
+  the sigma_b^2 centres ``/analysis/critical_sb2``.
+* ``maps`` — the length and correlation maps through ``depth`` layers at one
+  (sigma_w^2, sigma_b^2) (``/analysis/maps_q``, ``maps_c``), and, with ``width`` > 0, one
+  random network with explicit weights (``network_q``, ``network_c``) plus, with
+  ``replicates`` > 1, the standard error of a single network's measurement
+  (``network_q_stderr``, ``network_c_stderr``); fixed points and depth scales as attributes.
+* ``lr_control`` — SGD on a quadratic: the closed-form optimal schedule and switching time,
+  the HJB grid solution, and simulated SGD under optimal / constant / 1/t schedules
+  (``/controls/u_*``, ``/analysis/lr_*``, attributes ``lr_*``).
+"""
+import math
+
+import numpy as np
+
+from ..case import Key
+from ..errors import CaseError
+from ..meanfield import maps as mf
+from ..meanfield import empirical, lr_control
+from . import register
+from .base import Model
+
+ANALYSES = ["phase", "maps", "lr_control"]
+ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
+
+
+@register
+class MeanFieldModel(Model):
+    """Mean-field signal propagation and learning-rate control (PRODUCT.md 1.4)."""
+
+    name = "mean-field"
+    fields = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c")
+    coordinate_prefix = "x"
+    schema = {
+        "mesh": {
+            "lower": Key("floats", [0.5, 0.0], "phase: lower corner (sigma_w^2, sigma_b^2) of the "
+                         "phase-diagram box."),
+            "upper": Key("floats", [4.0, 0.5], "phase: upper corner (sigma_w^2, sigma_b^2)."),
+            "cells": Key("ints", [35, 5], "phase: cells in sigma_w^2 and sigma_b^2 (values at the "
+                         "cell centres).", positive=True),
+        },
+        "model": {
+            "analyses": Key("strs", ["phase"], "Which analyses to run.", choices=ANALYSES),
+            "activation": Key("str", "tanh", "phi.", choices=ACTIVATION_NAMES),
+            "maps": {
+                "sw2": Key("float", 1.76, "sigma_w^2.", positive=True),
+                "sb2": Key("float", 0.05, "sigma_b^2.", minimum=0.0),
+                "q_in": Key("float", 1.0, "Squared length per coordinate of the two inputs.",
+                            positive=True),
+                "c_in": Key("float", 0.6, "Correlation of the two inputs."),
+                "depth": Key("int", 30, "Number of layers.", positive=True),
+                "width": Key("int", 1000, "Width of the random network (0: maps only).", minimum=0),
+                "replicates": Key("int", 100, "Independent networks for the sampling error "
+                                  "(exact conditional sampler; 0 or 1: none).", minimum=0),
+                "seed": Key("int", 0, "Seed of the random networks."),
+            },
+            "lr_control": {
+                "a": Key("float", 1.0, "Curvature of f(x) = a x^2/2.", positive=True),
+                "eta": Key("float", 0.1, "Learning rate (SME time t = k eta).", positive=True),
+                "Sigma": Key("float", 1.0, "Gradient-noise variance.", positive=True),
+                "m0": Key("float", 1.0, "Initial second moment E[x_0^2].", positive=True),
+                "T": Key("float", 10.0, "Horizon in SME time.", positive=True),
+                "runs": Key("int", 20000, "Simulated SGD runs per schedule.", positive=True),
+                "seed": Key("int", 0, "Seed of the SGD simulation."),
+                "hjb_cells": Key("int", 1201, "Grid points in m of the HJB solve.", positive=True),
+                "hjb_steps": Key("int", 1000, "Time steps of the HJB solve.", positive=True),
+            },
+        },
+    }
+
+    @classmethod
+    def validate(cls, data):
+        analyses = data["model"]["analyses"]
+        if not analyses:
+            raise CaseError("name at least one analysis", key="model.analyses")
+        if "phase" in analyses:
+            mesh = data["mesh"]
+            dims = {len(v) if isinstance(v, list) else 1 for v in (mesh["lower"], mesh["upper"], mesh["cells"])}
+            if dims != {2}:
+                raise CaseError("the phase diagram needs a 2-D mesh: [sigma_w^2, sigma_b^2]",
+                                key="mesh.cells")
+            if mesh["lower"][0] <= 0.0:
+                raise CaseError("sigma_w^2 must be positive", key="mesh.lower")
+            if mesh["lower"][1] < 0.0:
+                raise CaseError("sigma_b^2 must be >= 0", key="mesh.lower")
+        if abs(data["model"]["maps"]["c_in"]) > 1.0:
+            raise CaseError("a correlation lies in [-1, 1]", key="model.maps.c_in")
+        return data
+
+    def __init__(self, case):
+        super().__init__(case)
+        self.analyses = list(dict.fromkeys(case["model.analyses"]))
+        self.activation = mf.activation(case["model.activation"])
+
+    def work_units(self):
+        units = 0
+        if "phase" in self.analyses:
+            units += self.mesh.size
+        return units + sum(a in self.analyses for a in ("maps", "lr_control"))
+
+    # -- analyses -----------------------------------------------------------
+    def _phase(self, sink, progress):
+        sw2_axis, sb2_axis = self.mesh.axes
+        pd = mf.phase_diagram(sw2_axis, sb2_axis, self.activation, progress=lambda done, total: progress(1))
+        want = self.saved_fields()
+        sink.save(0.0, {name: getattr(pd, name) for name in want}, {})
+        sink.write("analysis", "critical_sw2", pd.critical_sw2,
+                   {"meaning": "critical sigma_w^2 (chi_1 = 1) at each sigma_b^2 of critical_sb2"})
+        sink.write("analysis", "critical_sb2", sb2_axis)
+        return {"critical_sw2_min": float(pd.critical_sw2.min()),
+                "critical_sw2_max": float(pd.critical_sw2.max())}
+
+    def _maps(self, sink, progress):
+        c, a = self.case, self.activation
+        sw2, sb2 = c["model.maps.sw2"], c["model.maps.sb2"]
+        q_in, c_in, depth = c["model.maps.q_in"], c["model.maps.c_in"], c["model.maps.depth"]
+        q, cc = mf.propagate(q_in, c_in, sw2, sb2, a, depth)
+        sink.write("analysis", "maps_layer", np.arange(1, depth + 1))
+        sink.write("analysis", "maps_q", q, {"meaning": "length map q_l, layers 1..depth"})
+        sink.write("analysis", "maps_c", cc, {"meaning": "correlation map c_l, layers 1..depth"})
+        width, reps, seed = c["model.maps.width"], c["model.maps.replicates"], c["model.maps.seed"]
+        if width > 0:
+            net = empirical.random_network(q_in, c_in, sw2, sb2, a, depth, width, seed=seed)
+            sink.write("analysis", "network_q", net.q, {"meaning": "measured mean squared pre-activation"})
+            sink.write("analysis", "network_c", net.c, {"meaning": "measured correlation"})
+            if reps > 1:
+                se = empirical.sampling_error(
+                    empirical.conditional_network(q_in, c_in, sw2, sb2, a, depth, width, reps, seed=seed + 1))
+                sink.write("analysis", "network_q_stderr", 0.5 * (se.q_a + se.q_b))
+                sink.write("analysis", "network_c_stderr", se.c)
+        qs = mf.fixed_point_q(sw2, sb2, a)
+        cs = mf.fixed_point_c(sw2, sb2, a, qs)
+        chi_c = mf.chi_c(sw2, sb2, a, qs, cs)
+        out = {"maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
+               "maps_chi_c": chi_c, "maps_xi_q": mf.xi_q(sw2, sb2, a, qs),
+               "maps_xi_c": mf.depth_scale(chi_c), "maps_critical_sw2": mf.critical_sw2(sb2, a),
+               "maps_trainable_depth": 6.0 * mf.depth_scale(chi_c)}
+        progress(1)
+        return out
+
+    def _lr_control(self, sink, progress):
+        c = self.case
+        p = lr_control.QuadraticSGD(a=c["model.lr_control.a"], eta=c["model.lr_control.eta"],
+                                    Sigma=c["model.lr_control.Sigma"], m0=c["model.lr_control.m0"],
+                                    T=c["model.lr_control.T"])
+        hjb = lr_control.solve_hjb(p, n_m=c["model.lr_control.hjb_cells"], n_t=c["model.lr_control.hjb_steps"])
+        m_hjb, u_hjb = hjb.trajectory()
+        t = lr_control.step_times(p)
+        for name, schedule in lr_control.SCHEDULES.items():
+            sink.write("controls", f"u_{name}", schedule(t, p), {"meaning": f"{name} rate factor at t_k = k eta"})
+        sink.write("controls", "u_hjb", u_hjb, {"meaning": "HJB grid feedback along the optimal path"})
+        sink.write("analysis", "lr_t", t)
+        sink.write("analysis", "lr_hjb_t", hjb.t)
+        sink.write("analysis", "lr_hjb_m", m_hjb)
+        sink.write("analysis", "lr_m_optimal", lr_control.optimal_moment(hjb.t, p),
+                   {"meaning": "closed-form E[x^2] along the optimal schedule"})
+        res = lr_control.compare_schedules(p, runs=c["model.lr_control.runs"], seed=c["model.lr_control.seed"])
+        out = {"lr_switching_time": lr_control.switching_time(p),
+               "lr_hjb_switching_time": hjb.switching_time()}
+        for name, r in res.items():
+            for k, v in r.items():
+                out[f"lr_loss_{name}_{k}"] = v
+        progress(1)
+        return out
+
+    def run(self, sink, progress=lambda k: None):
+        attrs = {"activation": self.activation.name, "analyses": self.analyses,
+                 "quadrature_order_1d": mf.ORDER_1D, "quadrature_order_2d": mf.ORDER_2D}
+        sink.set_attrs(attrs)
+        summary = {}
+        for name in self.analyses:
+            summary.update(getattr(self, f"_{name}")(sink, progress))
+        summary = {k: float(v) if isinstance(v, (int, float, np.floating)) else v for k, v in summary.items()}
+        sink.set_attrs(summary)
+        return summary
