@@ -3,15 +3,15 @@
 .PHONY: demo test test-all bench clean
 
 demo:
-	scripts/setup-venv.sh data
+	scripts/setup-venv.sh
 	scripts/demo.sh
 
 test:
-	scripts/setup-venv.sh test,data
+	scripts/setup-venv.sh test
 	.venv/bin/python -m pytest -q
 
 test-all:
-	scripts/setup-venv.sh test,data
+	scripts/setup-venv.sh test
 	.venv/bin/python -m pytest -q -m "slow or not slow"
 
 bench:

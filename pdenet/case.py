@@ -346,7 +346,9 @@ def load_case(path_or_text, overrides=()):
 
 def schema_markdown():
     """The case-file reference (docs/case-files.md) generated from the schemas."""
-    from .models import MODELS
+    from .models import MODELS, _load_builtin
+
+    _load_builtin()
 
     def table_md(schema, prefix, lines):
         rows = []
