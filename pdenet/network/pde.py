@@ -49,8 +49,11 @@ class NetworkPDE:
         out.update(self.head.params)
         return out
 
+    _zeroed, _untouched = None, set()
+
     def zero_grad(self):
-        return {k: np.zeros_like(v) for k, v in self.params.items()}
+        # np.zeros gets lazily zeroed pages (calloc); zeros_like would memset the whole buffer
+        return {k: np.zeros(v.shape) for k, v in self.params.items()}
 
     # -- controlled-system protocol -------------------------------------------
     def linearise(self, f, k):
@@ -75,7 +78,10 @@ class NetworkPDE:
         act.backprop(U, w, self.code, ubar)
         if grad is not None:
             grad["a"][k] += ubar.sum(axis=0)
-            self.operator.add_grad(grad, k, ubar, f, -self.h)
+            # the first contribution to interval k of a zeroed buffer may overwrite it
+            fresh = grad is self._zeroed and k in self._untouched
+            self._untouched.discard(k)
+            self.operator.add_grad(grad, k, ubar, f, -self.h, fresh)
         return (-self.h) * self.operator.raw_T(ubar, k)
 
     # -- quantities -----------------------------------------------------------
@@ -130,8 +136,12 @@ class NetworkPDE:
         """(J, grad dict, metrics, fT): the exact gradient of the discrete loss."""
         fT, tape = self.forward(f0, keep, on_state, progress)
         grad = self.zero_grad()
+        self._zeroed, self._untouched = grad, set(range(self.schedule.intervals))
         J, lam, metrics = self.head.loss(fT, target, grad)
-        solve_adjoint(self, tape, lam, grad, on_costate, progress)
+        try:
+            solve_adjoint(self, tape, lam, grad, on_costate, progress)
+        finally:
+            self._zeroed, self._untouched = None, set()
         J += 0.5 * self.tikhonov * self.regulariser()
         self._add_regulariser_grad(grad)
         return J, grad, metrics, fT
