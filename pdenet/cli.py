@@ -98,12 +98,12 @@ def cmd_info(args):
 def cmd_plot(args):
     from .errors import OutputError
     from .io import open_result
-    from .plot import plot_result
+    from .plot import plot_file
 
     result = open_result(args.file)
     out = args.output or os.path.splitext(args.file)[0] + ".png"
     try:
-        plot_result(result, out, field=args.field, sample=args.sample, diagnostics=not args.no_diagnostics)
+        plot_file(result, out, field=args.field, sample=args.sample, diagnostics=not args.no_diagnostics)
     except (KeyError, IndexError) as exc:
         raise OutputError(f"{args.file}: {exc.args[0] if exc.args else exc}") from None
     print(f"wrote {out}")

@@ -8,6 +8,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+#: model name -> function(result, path, **options) drawing that model's own figure; models
+#: register here (see pdenet/models/base.py) and `pdenet plot` uses it for their files.
+PLOTTERS = {}
+
+
+def register_plotter(model_name):
+    def deco(fn):
+        PLOTTERS[model_name] = fn
+        return fn
+    return deco
+
+
+def plot_file(result, path, **options):
+    """`pdenet plot`: the model's own plotter when it has one, else :func:`plot_result`."""
+    from .models import _load_builtin
+
+    _load_builtin()
+    plotter = PLOTTERS.get(result.attrs.get("model"))
+    if plotter is not None:
+        return plotter(result, path, **options)
+    return plot_result(result, path, **options)
+
+
 def _snapshots(n, count=4):
     idx = sorted(set(np.linspace(0, n - 1, min(count, n)).round().astype(int).tolist()))
     return idx
