@@ -80,3 +80,12 @@ def test_unknown_model_suggests():
 def test_set_syntax_errors():
     with pytest.raises(CaseError, match="key=value"):
         load_case(BASE, ["time.steps"])
+
+
+def test_case_reference_is_current():
+    """docs/case-files.md is generated from the schemas: regenerate with scripts/gen_case_reference.py."""
+    import os
+    from pdenet.case import schema_markdown
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "case-files.md")
+    with open(path) as fh:
+        assert fh.read() == schema_markdown(), "run scripts/gen_case_reference.py"

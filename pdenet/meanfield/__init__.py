@@ -33,6 +33,7 @@ from .lr_control import (
     HJBSolution,
     QuadraticSGD,
     compare_schedules,
+    expected_loss_path,
     expected_loss_recursion,
     inverse_time_schedule,
     optimal_feedback,
@@ -49,7 +50,8 @@ __all__ = [
     "fixed_point_c", "fixed_point_q", "length_map", "phase_diagram", "propagate",
     "trainable_depth", "xi_c", "xi_q",
     "Measured", "conditional_network", "correlated_inputs", "random_network", "sampling_error",
-    "HJBSolution", "QuadraticSGD", "compare_schedules", "expected_loss_recursion",
+    "HJBSolution", "QuadraticSGD", "compare_schedules", "expected_loss_path",
+    "expected_loss_recursion",
     "inverse_time_schedule", "optimal_feedback", "optimal_moment", "optimal_schedule",
     "simulate_sgd", "solve_hjb", "switching_time",
 ]

@@ -272,6 +272,17 @@ def expected_loss_recursion(u, p: QuadraticSGD) -> float:
     return float(p.loss(m))
 
 
+def expected_loss_path(u, p: QuadraticSGD) -> np.ndarray:
+    """Exact expected loss E f(x_k) of the discrete SGD at steps k = 0..K for rates u_k
+    (the recursion of :func:`expected_loss_recursion`, every step kept); shape (K + 1,)."""
+    u = np.asarray(u, dtype=float)
+    m = np.empty(u.size + 1)
+    m[0] = p.m0
+    for k, uk in enumerate(u):
+        m[k + 1] = (1.0 - p.eta * uk * p.a) ** 2 * m[k] + (p.eta * uk) ** 2 * p.Sigma
+    return p.loss(m)
+
+
 def simulate_sgd(u, p: QuadraticSGD, runs: int = 20000, seed=0) -> np.ndarray:
     """Final losses f(x_K) of ``runs`` independent SGD runs (vectorised over runs) from
     x_0 = sqrt(m0), with rates u_k eta and Gaussian gradient noise of variance Sigma."""

@@ -27,6 +27,7 @@ from ..meanfield import maps as mf
 from ..meanfield import empirical, lr_control
 from . import register
 from .base import Model
+from ..meanfield import plots as _plots  # noqa: F401  (registers the "mean-field" plotter)
 
 ANALYSES = ["phase", "maps", "lr_control"]
 ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
@@ -139,7 +140,7 @@ class MeanFieldModel(Model):
         qs = mf.fixed_point_q(sw2, sb2, a)
         cs = mf.fixed_point_c(sw2, sb2, a, qs)
         chi_c = mf.chi_c(sw2, sb2, a, qs, cs)
-        out = {"maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
+        out = {"maps_sw2": sw2, "maps_sb2": sb2, "maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
                "maps_chi_c": chi_c, "maps_xi_q": mf.xi_q(sw2, sb2, a, qs),
                "maps_xi_c": mf.depth_scale(chi_c), "maps_critical_sw2": mf.critical_sw2(sb2, a),
                "maps_trainable_depth": 6.0 * mf.depth_scale(chi_c)}
@@ -162,8 +163,15 @@ class MeanFieldModel(Model):
         sink.write("analysis", "lr_hjb_m", m_hjb)
         sink.write("analysis", "lr_m_optimal", lr_control.optimal_moment(hjb.t, p),
                    {"meaning": "closed-form E[x^2] along the optimal schedule"})
+        for name, schedule in lr_control.SCHEDULES.items():
+            sink.write("analysis", f"lr_expected_loss_{name}",
+                       lr_control.expected_loss_path(schedule(t, p), p),
+                       {"meaning": f"exact expected loss of discrete SGD at t_k = k eta, k = 0..K "
+                                   f"({name} schedule)"})
+        sink.write("analysis", "lr_loss_t", np.arange(p.steps + 1) * p.eta)
         res = lr_control.compare_schedules(p, runs=c["model.lr_control.runs"], seed=c["model.lr_control.seed"])
-        out = {"lr_switching_time": lr_control.switching_time(p),
+        out = {"lr_switching_time": lr_control.switching_time(p), "lr_a": p.a, "lr_eta": p.eta,
+               "lr_Sigma": p.Sigma, "lr_m0": p.m0, "lr_T": p.T,
                "lr_hjb_switching_time": hjb.switching_time()}
         for name, r in res.items():
             for k, v in r.items():
