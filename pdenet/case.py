@@ -253,10 +253,11 @@ class Case:
     def error(self, reason, key=None):
         return CaseError(reason, key=key, source=self.source)
 
-    def expression(self, key, variables):
-        """The expression at ``key``, checked against ``variables``."""
+    def expression(self, key, variables, text=None):
+        """The expression at ``key`` (or ``text``, an item of a list there), checked against
+        ``variables``; errors become a :class:`CaseError` naming the file and key."""
         try:
-            return Expression(self[key], variables, key=key)
+            return Expression(self[key] if text is None else text, variables, key=key)
         except ExpressionError as exc:
             raise CaseError(str(exc).removeprefix(f"{key}: "), key=key, source=self.source) from None
 

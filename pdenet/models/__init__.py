@@ -23,8 +23,4 @@ def get_model(name):
 
 def _load_builtin():
     # importing a model module registers it
-    from . import network  # noqa: F401
-    try:
-        from . import meanfield  # noqa: F401
-    except ImportError:
-        pass
+    from . import meanfield, network  # noqa: F401

@@ -158,12 +158,7 @@ class NetworkModel(Model):
             def sample(key, exprs):
                 out = np.empty((K, len(exprs), N))
                 for r, text in enumerate(exprs):
-                    from ..expr import Expression
-                    from ..errors import ExpressionError
-                    try:
-                        e = Expression(text, names, key=f"{key}[{r}]")
-                    except ExpressionError as exc:
-                        raise c.error(str(exc).split(": ", 1)[-1], key=f"{key}[{r}]") from None
+                    e = c.expression(key, names, text=text)
                     for k, t in enumerate(self.t_mid):
                         out[k, r] = e(shape=mesh.shape, t=t, **env).ravel()
                 return out
@@ -244,15 +239,9 @@ class NetworkModel(Model):
         S = samples or (c["data.samples"] if len(exprs) == 1 and c["data.samples"] else len(exprs))
         if len(exprs) not in (1, S):
             raise c.error(f"has {len(exprs)} expressions for {S} samples", key=key)
-        from ..errors import ExpressionError
-        from ..expr import Expression
         out = np.empty((S, mesh.size))
         for s in range(S):
-            text = exprs[s if len(exprs) == S else 0]
-            try:
-                e = Expression(text, names, key=key)
-            except ExpressionError as exc:
-                raise c.error(str(exc).split(": ", 1)[-1], key=key) from None
+            e = c.expression(key, names, text=exprs[s if len(exprs) == S else 0])
             out[s] = e(shape=mesh.shape, s=float(s), **env).ravel()
         return out
 
