@@ -150,3 +150,11 @@ class Activation:
 def kernels():
     """The numba dispatchers of this module (for compile/cache statistics)."""
     return [pre_activation, backprop, tangent, apply_sigma, apply_sigma_prime, apply_primitive]
+
+
+def compile_stats(dispatchers=None):
+    """(loaded from cache, compiled) signature counts of numba dispatchers in this process."""
+    dispatchers = kernels() if dispatchers is None else dispatchers
+    hits = sum(sum(d.stats.cache_hits.values()) for d in dispatchers)
+    misses = sum(sum(d.stats.cache_misses.values()) for d in dispatchers)
+    return hits, misses

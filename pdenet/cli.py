@@ -29,6 +29,8 @@ def build_parser():
     p.add_argument("case", help="case file (TOML)")
     p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also report wall time and numba kernels loaded from cache / compiled")
     _add_set(p)
 
     p = sub.add_parser("validate", help="check a case file without running it")
@@ -65,13 +67,22 @@ def build_parser():
 
 
 def cmd_run(args):
+    import time
+
     from .runner import run
 
+    start = time.perf_counter()
     result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet)
     if not args.quiet:
         extra = "  ".join(f"{k} {result.attrs[k]:.6g}" for k in ("loss", "gradient_norm", "accuracy")
                           if k in result.attrs)
         print(f"wrote {result.path}  ({len(result.time)} saves)  {extra}")
+    if args.verbose:
+        from .activations import compile_stats
+
+        hits, compiled = compile_stats()
+        print(f"wall time {time.perf_counter() - start:.3f} s; numba kernels: {hits} loaded from cache, "
+              f"{compiled} compiled")
     return 0
 
 

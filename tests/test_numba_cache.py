@@ -1,28 +1,21 @@
-"""A second run of the same case loads every numba kernel from the cache: no recompilation."""
-import subprocess
-import sys
+"""A second `pdenet run` of the same case loads every numba kernel from the cache."""
+import re
 
-from conftest import case_path
+from conftest import case_path, run_cli
 
-SCRIPT = """
-import pdenet
-from pdenet import activations
-pdenet.run({case!r}, write=False, overrides=['time.stepper="cn"'])
-hits = sum(sum(k.stats.cache_hits.values()) for k in activations.kernels())
-misses = sum(sum(k.stats.cache_misses.values()) for k in activations.kernels())
-print(hits, misses)
-"""
+
+def _stats(p):
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"numba kernels: (\d+) loaded from cache, (\d+) compiled", p.stdout)
+    assert m, p.stdout
+    return int(m.group(1)), int(m.group(2))
 
 
 def test_second_run_does_not_recompile(tmp_path):
-    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    import os
-    env = {**os.environ, **env}
-    code = SCRIPT.format(case=case_path("network_depth.toml"))
-    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert first.returncode == 0, first.stderr
-    h1, m1 = map(int, first.stdout.split())
-    assert m1 > 0  # the first run compiled (and cached) the kernels it used
-    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    h2, m2 = map(int, second.stdout.split())
-    assert m2 == 0 and h2 == m1
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}  # an empty cache: the first run must compile
+    args = ("run", case_path("network_depth.toml"), "-o", str(tmp_path / "o.h5"), "-q", "-v",
+            "--set", 'time.stepper="cn"')
+    hits1, compiled1 = _stats(run_cli(*args, env=env))
+    assert compiled1 > 0 and hits1 == 0
+    hits2, compiled2 = _stats(run_cli(*args, env=env))
+    assert compiled2 == 0 and hits2 == compiled1

@@ -4,7 +4,14 @@ import pytest
 
 from netfactory import make_net
 
-torch = pytest.importorskip("torch", reason="PyTorch is the oracle (pip install -e .[test])")
+import os
+
+try:
+    import torch
+except ImportError:  # CI installs the test extra: there a missing oracle is a failure, not a skip
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("PyTorch is the oracle (pip install -e .[test])", allow_module_level=True)
 
 
 def resnet_loss(params, f0, target, tau, h, activation, steps, intervals, loss):

@@ -79,6 +79,9 @@ class NetworkModel(Model):
 
     @classmethod
     def validate(cls, data):
+        if data["solver"]["backend"] != "builtin":
+            raise CaseError("the PETSc backend is not available for the network model yet (planned); "
+                            "use backend = \"builtin\"", key="solver.backend")
         time = data["time"]
         if time["stepper"] not in STEPPERS or time["stepper"] == "theta":
             raise CaseError(f"{time['stepper']!r} is not one of euler, heun, rk4, beuler, cn",
