@@ -137,10 +137,11 @@ class MeanFieldModel(Model):
                     empirical.conditional_network(q_in, c_in, sw2, sb2, a, depth, width, reps, seed=seed + 1))
                 sink.write("analysis", "network_q_stderr", 0.5 * (se.q_a + se.q_b))
                 sink.write("analysis", "network_c_stderr", se.c)
-        qs = mf.fixed_point_q(sw2, sb2, a)
+        qs = mf.fixed_point_q(sw2, sb2, a, q0=float(q[0]))  # the fixed point q_1 is attracted to
         cs = mf.fixed_point_c(sw2, sb2, a, qs)
         chi_c = mf.chi_c(sw2, sb2, a, qs, cs)
-        out = {"maps_sw2": sw2, "maps_sb2": sb2, "maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
+        out = {"maps_sw2": sw2, "maps_sb2": sb2, "maps_q_in": q_in, "maps_c_in": c_in,
+               "maps_width": width, "maps_replicates": reps if width > 0 else 0, "maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
                "maps_chi_c": chi_c, "maps_xi_q": mf.xi_q(sw2, sb2, a, qs),
                "maps_xi_c": mf.depth_scale(chi_c), "maps_critical_sw2": mf.critical_sw2(sb2, a),
                "maps_trainable_depth": 6.0 * mf.depth_scale(chi_c)}
