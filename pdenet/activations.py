@@ -103,29 +103,17 @@ def tangent(U, V, scale, code, out):
 
 
 @numba.njit(cache=True)
-def apply_sigma(U, code):
+def apply_elementwise(U, code, which):
+    """sigma (which = 0), sigma' (1) or Sigma (2) of every entry of U."""
     out = np.empty_like(U)
     flat, res = U.ravel(), out.ravel()
     for i in range(flat.size):
-        res[i] = sigma(flat[i], code)
-    return out
-
-
-@numba.njit(cache=True)
-def apply_sigma_prime(U, code):
-    out = np.empty_like(U)
-    flat, res = U.ravel(), out.ravel()
-    for i in range(flat.size):
-        res[i] = sigma_prime(flat[i], code)
-    return out
-
-
-@numba.njit(cache=True)
-def apply_primitive(U, code):
-    out = np.empty_like(U)
-    flat, res = U.ravel(), out.ravel()
-    for i in range(flat.size):
-        res[i] = sigma_primitive(flat[i], code)
+        if which == 0:
+            res[i] = sigma(flat[i], code)
+        elif which == 1:
+            res[i] = sigma_prime(flat[i], code)
+        else:
+            res[i] = sigma_primitive(flat[i], code)
     return out
 
 
@@ -137,19 +125,22 @@ class Activation:
             raise ValueError(f"unknown activation {name!r}; one of {', '.join(NAMES)}")
         self.name, self.code = name, CODE[name]
 
+    def _apply(self, u, which):
+        return apply_elementwise(np.ascontiguousarray(u, dtype=float), self.code, which)
+
     def __call__(self, u):
-        return apply_sigma(np.ascontiguousarray(u, dtype=float), self.code)
+        return self._apply(u, 0)
 
     def prime(self, u):
-        return apply_sigma_prime(np.ascontiguousarray(u, dtype=float), self.code)
+        return self._apply(u, 1)
 
     def primitive(self, u):
-        return apply_primitive(np.ascontiguousarray(u, dtype=float), self.code)
+        return self._apply(u, 2)
 
 
 def kernels():
     """The numba dispatchers of this module (for compile/cache statistics)."""
-    return [pre_activation, backprop, tangent, apply_sigma, apply_sigma_prime, apply_primitive]
+    return [pre_activation, backprop, tangent, apply_elementwise]
 
 
 def compile_stats(dispatchers=None):
