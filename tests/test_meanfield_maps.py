@@ -26,6 +26,7 @@ from pdenet.meanfield import (
 from pdenet.meanfield.maps import (
     bivariate_expectation,
     chi_q,
+    gaussian_expectation,
     moment_dphi2,
     moment_dphidphi,
     moment_phi2,
@@ -237,3 +238,54 @@ def test_phase_diagram_is_consistent_with_the_critical_line():
     assert np.all(pd.chi_c < 1) and np.all(np.isfinite(pd.xi_c)) and np.all(pd.xi_c > 0)
     # the critical line moves to larger sigma_w^2 with the bias
     assert np.all(np.diff(pd.critical_sw2) > 0)
+
+
+# --------------------------------------------------------------------------------------------
+# large q: the q-adapted 1-D rule (sigmoid's critical line, elu's kink)
+# --------------------------------------------------------------------------------------------
+def _quad_s(f, q):
+    """E[f(sqrt(q) z)] by adaptive quadrature in s = sqrt(q) z, with breakpoints where the
+    activations vary (|s| <~ 30) and the Gaussian tails cut at |z| = 12."""
+    r = math.sqrt(q)
+    g = lambda s: f(s) * math.exp(-0.5 * s * s / q) / math.sqrt(2 * math.pi * q)
+    pts = [p for p in (-30.0, -10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0, 30.0) if abs(p) < 12 * r]
+    return quad(g, -12 * r, 12 * r, points=pts, epsabs=0.0, epsrel=1e-13, limit=1000)[0]
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "arctan", "elu"])
+@pytest.mark.parametrize("q", [1e-3, 0.7, 46.0, 1e3, 1e5])
+def test_one_dimensional_rule_matches_adaptive_quadrature_at_any_q(name, q):
+    a = ACTIVATIONS[name]
+    ref = _quad_s(lambda s: float(a.phi(np.array(s))) ** 2, q)
+    ref_d = _quad_s(lambda s: float(a.dphi(np.array(s))) ** 2, q)
+    assert moment_phi2(q, name) == pytest.approx(ref, rel=1e-12)
+    assert moment_dphi2(q, name) == pytest.approx(ref_d, rel=1e-12)
+
+
+def test_gauss_hermite_at_large_q_is_what_the_panels_fix():
+    """Sigmoid at q = 46 (its q* near the critical line): 201-node Gauss–Hermite is off by
+    ~1e-3 in E[phi'^2], the default panel rule by < 1e-13."""
+    a = ACTIVATIONS["sigmoid"]
+    f = lambda s: a.dphi(s) ** 2
+    ref = _quad_s(lambda s: float(f(np.array(s))), 46.0)
+    assert abs(gaussian_expectation(f, 46.0, order=201) / ref - 1) > 1e-4
+    assert abs(gaussian_expectation(f, 46.0) / ref - 1) < 1e-13
+    np.testing.assert_allclose(gaussian_expectation(f, np.array([[46.0, 0.5]])),
+                               [[gaussian_expectation(f, 46.0), gaussian_expectation(f, 0.5)]], rtol=1e-15)
+
+
+def test_sigmoid_critical_line_matches_adaptive_quadrature():
+    """The case the Gauss–Hermite rule got 0.4 % wrong (102.713 vs 103.128)."""
+    sb2 = 0.05
+    sig = lambda s: 1.0 / (1.0 + math.exp(-s)) if s > -700 else 0.0
+    dsig = lambda s: sig(s) * (1.0 - sig(s))
+
+    def q_star(sw2):
+        G = lambda q: sw2 * _quad_s(lambda s: sig(s) ** 2, q) + sb2 - q
+        return brentq(G, 1.0, sw2 + sb2, xtol=1e-13, rtol=1e-14)
+
+    ref = brentq(lambda sw2: sw2 * _quad_s(lambda s: dsig(s) ** 2, q_star(sw2)) - 1.0, 95.0, 110.0,
+                 xtol=1e-11, rtol=1e-13)
+    ours = critical_sw2(sb2, "sigmoid")
+    assert abs(ours - ref) < 1e-9 * ref
+    assert abs(chi_1(ours, sb2, "sigmoid") - 1.0) < 1e-12

@@ -182,7 +182,8 @@ class MeanFieldModel(Model):
 
     def run(self, sink, progress=lambda k: None):
         attrs = {"activation": self.activation.name, "analyses": self.analyses,
-                 "quadrature_order_1d": mf.ORDER_1D, "quadrature_order_2d": mf.ORDER_2D}
+                 "quadrature_1d": f"Gauss-Legendre panels adapted to q ({mf.PANEL_NODES} nodes each)",
+                 "quadrature_order_2d": mf.ORDER_2D}
         sink.set_attrs(attrs)
         summary = {}
         for name in self.analyses:
