@@ -23,4 +23,7 @@ $P run cases/network_conv2d.toml -o out/network_conv2d.h5
 $P plot out/network_conv2d.h5 --field r -o out/network_conv2d.png
 echo "== implicit (Crank-Nicolson) network with a finite-rank kernel"
 $P run cases/network_lowrank.toml -o out/network_lowrank.h5
+echo "== mean-field signal propagation: order-to-chaos phase diagram of tanh networks"
+$P run cases/meanfield_tanh_phase.toml -o out/meanfield_tanh_phase.h5 -q
+$P plot out/meanfield_tanh_phase.h5 -o out/meanfield_tanh_phase.png
 echo "demo outputs (HDF5 and PNG) are in out/"
