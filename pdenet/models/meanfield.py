@@ -17,7 +17,6 @@ Analyses (``[model] analyses``, any subset):
   the HJB grid solution, and simulated SGD under optimal / constant / 1/t schedules
   (``/controls/u_*``, ``/analysis/lr_*``, attributes ``lr_*``).
 """
-import math
 
 import numpy as np
 
