@@ -140,9 +140,8 @@ class NetworkModel(Model):
             if init == "random":  # entries of B = h b with standard deviation scale / sqrt(N)
                 return DenseOperator(rng.standard_normal((K, N, N)) * scale / (mesh.cell_volume * np.sqrt(N)))
             expr = c.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
-            yy = [y.reshape(-1, 1) if mesh.ndim == 1 else y.reshape(-1)[:, None] for y in
-                  np.meshgrid(*mesh.axes, indexing="ij")]
-            zz = [y.T for y in yy]
+            yy = [y.reshape(-1, 1) for y in mesh.centres()]   # (N, 1): the row variable y
+            zz = [y.T for y in yy]                                # (1, N): the column variable z
             env = {**coordinate_env("y", yy), **coordinate_env("z", zz)}
             return DenseOperator(np.stack([expr(shape=(N, N), t=t, **env) for t in self.t_mid]))
         if kind == "lowrank":
