@@ -1,4 +1,6 @@
 """Exact gradients of the discrete loss: Taylor tests for every stepper x kernel x loss."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from netfactory import make_net, taylor_remainders
 STEPPERS = ["euler", "heun", "rk4", "beuler", "cn"]
 KERNELS = ["dense", "lowrank", "convolution"]
 LOSSES = ["l2", "l2-field", "logistic", "softmax"]
+SEED_OFFSET = 0
 
 
 def assert_second_order(rem):
@@ -20,7 +23,8 @@ def assert_second_order(rem):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_taylor(stepper, kernel, loss):
-    rng = np.random.default_rng(hash((stepper, kernel, loss)) % 2 ** 32)
+    # a fixed seed per combination (str hash() is salted per process, which made this test flaky)
+    rng = np.random.default_rng(zlib.crc32(f"{stepper}-{kernel}-{loss}".encode()) + SEED_OFFSET)
     net, f0, target = make_net(rng, stepper=stepper, kernel=kernel, loss=loss, activation="tanh",
                                tikhonov=0.05)
     assert_second_order(taylor_remainders(net, f0, target, rng, eps0=2e-3))
