@@ -261,6 +261,10 @@ class Case:
         except ExpressionError as exc:
             raise CaseError(str(exc).removeprefix(f"{key}: "), key=key, source=self.source) from None
 
+    def resolve_path(self, path):
+        """A path named in the case file, relative to the case file's folder."""
+        return path if os.path.isabs(path) else os.path.join(self.base_dir or ".", path)
+
     def output_path(self, override=None):
         path = override or self.get("output.path") or f"{self.name}.h5"
         if not os.path.isabs(path) and override is None and self.get("output.path"):

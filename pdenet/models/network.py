@@ -8,7 +8,9 @@ from ..case import Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
 from ..network import ConvolutionOperator, DenseOperator, Head, LowRankOperator, NetworkPDE
+from ..network.data import SOURCES, DataError
 from ..network.heads import KINDS, LOSSES
+from ..network.training import METHODS, train
 from . import register
 from .base import Model
 
@@ -57,23 +59,57 @@ class NetworkModel(Model):
                 "classes": Key("int", 2, "Number of outputs M for kind = classes.", positive=True),
                 "loss": Key("str", "l2", "Terminal loss.", choices=list(LOSSES)),
                 "transform": Key("str", "none", "h in C = h(O_T) for the l2 loss.", choices=["none", "logistic"]),
+                "init": Key("str", "random", "How W is initialised (mu starts at 0): seeded `random` "
+                            "normal entries or `zero`.", choices=["random", "zero"]),
                 "seed": Key("int", 0, "Seed of the random W (mu starts at 0)."),
                 "scale": Key("float", 1.0, "Scale of the random W.", minimum=0.0),
             },
         },
         "data": {
-            "source": Key("str", "expression", "Where inputs f_I and targets come from.",
-                          choices=["expression", "random"]),
+            "source": Key("str", "expression", "Where inputs f_I and targets come from: case-file "
+                          "`expression`s, seeded `random` inputs, scikit-learn's 8x8 `digits` (2-D), "
+                          "locally generated `mnist1d` signals (1-D, length 40), or an HDF5 `file` "
+                          "(datasets inputs (S, *cells), labels (S,), optional test_inputs, test_labels). "
+                          "Data sets on their own grid are prolonged onto the label mesh, whose cells "
+                          "must be integer multiples of the data grid (Theorem 2.2's width limit).",
+                          choices=["expression", "random", *SOURCES]),
+            "path": Key("str", None, "file: path of the HDF5 data file (relative to the case file)."),
+            "test_fraction": Key("float", 0.2, "digits/file: fraction of the samples held out for testing "
+                                 "(a seeded permutation, `seed`).", minimum=0.0),
+            "limit": Key("int", 0, "digits/mnist1d/file: use only the first `limit` training samples "
+                         "(0: all).", minimum=0),
             "inputs": Key("exprs", None, "expression: one f_I(y) per sample, or one expression of y and "
                           "the sample index s with `samples`."),
-            "samples": Key("int", None, "Number of samples S (random source, or one input expression).",
-                           positive=True),
+            "samples": Key("int", None, "Number of samples S (random source, or one input expression; "
+                           "mnist1d: samples generated, default 5000).", positive=True),
             "targets": Key("exprs", None, "l2/logistic on a field output: target(y) per sample (or one "
                            "for all; may use s)."),
             "labels": Key("ints", None, "classes output: integer label per sample (softmax) or 0/1 "
                           "(logistic with classes = 1)."),
-            "seed": Key("int", 0, "Seed of the random source."),
+            "seed": Key("int", 0, "Seed of the random source, of the train/test split, of mnist1d."),
             "scale": Key("float", 1.0, "Standard deviation of random inputs.", minimum=0.0),
+        },
+        "train": {
+            "method": Key("str", "none", "Training driver (solvers.optim): `none` (one forward and "
+                          "co-state solve), projected `gd`, `adam`, `pam` (Algorithm 1), `msa` "
+                          "(Algorithm 2), `emsa` (extended MSA).", choices=["none", *METHODS]),
+            "iterations": Key("int", 100, "Outer iterations.", minimum=0),
+            "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
+            "batch_size": Key("int", 0, "gd/adam: mini-batch size (0: full batch).", minimum=0),
+            "seed": Key("int", 0, "Seed of the mini-batch order."),
+            "tau": Key("float", 1.0, "pam: proximal step tau.", positive=True),
+            "inner_tol": Key("float", 1e-6, "pam: tolerance of each proximal sub-problem (projected "
+                             "gradient max-norm).", positive=True),
+            "inner_maxiter": Key("int", 200, "pam: iteration cap of each sub-problem (L-BFGS-B).", positive=True),
+            "rho": Key("float", 1.0, "emsa: weight rho of the augmented Hamiltonian.", positive=True),
+            "controls": Key("strs", ["a"], "msa/emsa: the controls maximised over (a and/or kernel "
+                            "parameter names such as b); the rest stay fixed."),
+            "head_lr": Key("float", 0.0, "msa/emsa: gradient step on the output weights W, mu after each "
+                           "maximisation (they are not controls of the Hamiltonian).", minimum=0.0),
+            "box_a": Key("floats", None, "[lower, upper] bound on a (projection; the bang-bang box for msa)."),
+            "box_b": Key("floats", None, "[lower, upper] bound on the kernel parameters."),
+            "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
+                              positive=True),
         },
     }
 
@@ -93,6 +129,21 @@ class NetworkModel(Model):
         out = data["model"]["output"]
         if out["loss"] == "softmax" and out["kind"] != "classes":
             raise CaseError("softmax needs output kind = 'classes'", key="model.output.loss")
+        tr = data["train"]
+        for key in ("box_a", "box_b"):
+            box = tr[key]
+            if box is not None and (not isinstance(box, list) or len(box) != 2 or box[0] > box[1]):
+                raise CaseError(f"expected [lower, upper] with lower <= upper, got {box!r}", key=f"train.{key}")
+        if tr["method"] in ("msa", "emsa"):
+            if data["time"]["stepper"] != "euler":
+                raise CaseError("msa/emsa maximise the explicit-Euler Hamiltonian; use stepper = \"euler\"",
+                                key="time.stepper")
+            if data["model"]["tikhonov"] != 0.0:
+                raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
+            if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
+                raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        if data["data"]["source"] == "file" and not data["data"]["path"]:
+            raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
 
     # -- construction -------------------------------------------------------
@@ -183,14 +234,19 @@ class NetworkModel(Model):
         if kind == "identity":
             return Head("identity", loss, h, N, transform=c["model.output.transform"])
         M = N if kind == "field" else c["model.output.classes"]
-        rng = self._rng("model.output.seed")
-        W = rng.standard_normal((M, N)) * c["model.output.scale"] / (h * np.sqrt(N))
+        if c["model.output.init"] == "zero":
+            W = np.zeros((M, N))
+        else:
+            W = (self._rng("model.output.seed").standard_normal((M, N)) * c["model.output.scale"]
+                 / (h * np.sqrt(N)))
         return Head(kind, loss, h, N, W, np.zeros(M), transform=c["model.output.transform"])
 
     def _data(self):
         c, mesh = self.case, self.mesh
         source = c["data.source"]
-        kind, loss = c["model.output.kind"], c["model.output.loss"]
+        self.test = None
+        if source in SOURCES:
+            return self._dataset(source)
         if source == "random":
             S = c["data.samples"]
             if S is None:
@@ -201,33 +257,73 @@ class NetworkModel(Model):
             inputs = self._sample_exprs("data.inputs", required=True)
             S = inputs.shape[0]
         # targets
-        if kind == "classes":
-            M = c["model.output.classes"]
+        if c["model.output.kind"] == "classes":
             labels = c["data.labels"]
             if labels is None:
                 if source != "random":
                     raise c.error("classification needs integer labels", key="data.labels")
-                labels = self._rng("data.seed").integers(0, max(M, 2), S)
+                labels = self._rng("data.seed").integers(0, max(c["model.output.classes"], 2), S)
             labels = np.atleast_1d(np.asarray(labels, dtype=int))
             if labels.size == 1:
                 labels = np.repeat(labels, S)
             if labels.size != S:
                 raise c.error(f"{labels.size} labels for {S} samples", key="data.labels")
-            if loss == "softmax":
-                if labels.min() < 0 or labels.max() >= M:
-                    raise c.error(f"labels must lie in 0..{M - 1}", key="data.labels")
-                return inputs, labels
-            if loss == "logistic" and M == 1:
-                return inputs, labels.reshape(S, 1).astype(float)
-            onehot = np.zeros((S, M))
-            onehot[np.arange(S), labels] = 1.0
-            return inputs, onehot
+            return inputs, self._class_targets(labels, "data.labels")
         targets = self._sample_exprs("data.targets", required=False, samples=S)
         if targets is None:
             if source != "random":
                 raise c.error("a field output needs target expressions", key="data.targets")
             targets = np.zeros((S, mesh.size))
         return inputs, targets
+
+    def _class_targets(self, labels, key):
+        """Integer labels -> what the loss wants: labels (softmax), 0/1 column (logistic, M = 1), one-hot."""
+        c = self.case
+        M, loss = c["model.output.classes"], c["model.output.loss"]
+        if loss == "softmax":
+            if labels.min() < 0 or labels.max() >= M:
+                raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
+            return labels
+        if loss == "logistic" and M == 1:
+            return labels.reshape(-1, 1).astype(float)
+        if labels.max() >= M:
+            raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
+        onehot = np.zeros((labels.size, M))
+        onehot[np.arange(labels.size), labels] = 1.0
+        return onehot
+
+    def _dataset(self, source):
+        """digits / mnist1d / file: load on the data grid, prolong onto the label mesh, split."""
+        c, mesh = self.case, self.mesh
+        if c["model.output.kind"] != "classes":
+            raise c.error(f"source {source!r} has class labels: use model.output.kind = 'classes'",
+                          key="model.output.kind")
+        seed, limit = c["data.seed"], c["data.limit"]
+        try:
+            if source == "digits":
+                d = SOURCES[source](c["data.test_fraction"], seed, limit)
+            elif source == "mnist1d":
+                d = SOURCES[source](c["data.samples"] or 5000, seed, limit)
+            else:
+                path = c.resolve_path(c["data.path"])
+                d = SOURCES[source](path, c["data.test_fraction"], seed, limit)
+        except DataError as exc:
+            raise c.error(str(exc), key="data.source" if source != "file" else "data.path") from None
+        if len(d.cells) != mesh.ndim:
+            raise c.error(f"the {source} data live on a {len(d.cells)}-D grid {d.cells}; the label mesh is "
+                          f"{mesh.ndim}-D", key="mesh.cells")
+        grid = type(mesh)(mesh.lower, mesh.upper, list(d.cells), mesh.boundary)
+        try:
+            grid.refinement_factor(mesh)
+        except ValueError:
+            raise c.error(f"the label mesh {tuple(mesh.cells)} must be an integer refinement of the data grid "
+                          f"{d.cells}", key="mesh.cells") from None
+        self.data_description = d.description
+
+        def on_mesh(x):
+            return np.ascontiguousarray(grid.prolong(x, mesh).reshape(x.shape[0], mesh.size))
+        self.test = (on_mesh(d.test_inputs), self._class_targets(d.test_labels, "data.source"))
+        return on_mesh(d.inputs), self._class_targets(d.labels, "data.source")
 
     def _sample_exprs(self, key, required, samples=None):
         c, mesh = self.case, self.mesh
@@ -249,7 +345,35 @@ class NetworkModel(Model):
 
     # -- running ------------------------------------------------------------
     def work_units(self):
-        return 2 * self.schedule.steps
+        tr = self.case["train.method"]
+        return 2 * self.schedule.steps + (self.case["train.iterations"] if tr != "none" else 0)
+
+    def _train(self, sink, progress):
+        """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
+        c = self.case
+        options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
+                                              "inner_maxiter", "rho", "controls", "head_lr", "box_a",
+                                              "box_b", "eval_every")}
+        options["keep"] = c["time.checkpoint_every"] or "all"
+        method = c["train.method"]
+        docs = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0)",
+                "grad_norm": "Euclidean norm of dJ/dtheta over all parameter entries",
+                "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
+                "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
+                "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
+                "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
+
+        def write(history):
+            for name, values in history.items():
+                sink.write("train", name, values, {"meaning": docs[name]} if name in docs else None)
+            last = {k: float(v[-1]) for k, v in history.items() if len(v)}
+            sink.set_attrs({"train_method": method, "train_iterations": int(len(history.get("loss", [])) - 1),
+                            **{f"final_{k}": v for k, v in last.items() if k in docs or k == "full_loss"}})
+        try:
+            train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
+                  on_history=write)
+        except ValueError as exc:       # bad controls / boxes detected by the drivers
+            raise c.error(str(exc), key="train.method") from None
 
     def saved_steps(self):
         L, every = self.schedule.steps, self.case["time.save_every"]
@@ -266,6 +390,10 @@ class NetworkModel(Model):
         sink.set_attrs({"samples": S, "steps": sched.steps, "dt": sched.dt, "intervals": sched.intervals,
                         "stepper": self.stepper.name, "activation": net.activation.name,
                         "kernel": net.operator.kind})
+        if getattr(self, "data_description", None):
+            sink.set_attrs({"data": self.data_description})
+        if self.case["train.method"] != "none":
+            self._train(sink, progress)
 
         def on_state(n, t, f, lin):
             if n not in slot:
@@ -298,5 +426,9 @@ class NetworkModel(Model):
         sink.write("analysis", "targets", np.asarray(self.targets))
         sink.write("analysis", "output", net.head.output(fT))
         gnorm = float(np.sqrt(sum(np.sum(g * g) for g in grad.values())))
-        sink.set_attrs({"loss": J, "gradient_norm": gnorm, **metrics})
-        return {"loss": J, "gradient_norm": gnorm, **metrics}
+        summary = {"loss": J, "gradient_norm": gnorm, **metrics}
+        if self.test is not None:
+            Jt, mt = net.loss(*self.test)
+            summary.update({"test_loss": Jt, **{"test_" + k: v for k, v in mt.items()}})
+        sink.set_attrs(summary)
+        return summary

@@ -1,0 +1,137 @@
+"""Training the network PDE with the drivers of :mod:`solvers.optim`, with held-out evaluation.
+
+:func:`train` runs one method (``gd``, ``adam``, ``pam``, ``msa``, ``emsa``)
+on a :class:`~pdenet.network.pde.NetworkPDE` with training data, and after
+every ``eval_every`` iterations evaluates the loss and accuracy on held-out
+data. It returns the history (a dict of 1-D arrays, k = 0 the initial
+parameters) and never loses it: on divergence (a non-finite loss), on
+Ctrl-C and on a solver failure the history so far is handed to
+``on_history`` before the exception propagates.
+
+Mini-batches (``batch_size`` > 0, gd and adam only): every iteration draws
+the next batch of a seeded permutation of the training samples (a new
+permutation per epoch); the recorded ``loss`` is then the batch loss, and
+``full_loss`` (every ``eval_every``) the loss on the whole training set.
+"""
+import numpy as np
+
+from solvers import optim
+from solvers.errors import NumericalError
+
+from .pmp import NetworkObjective, NetworkPMP, pam_groups
+
+METHODS = ("gd", "adam", "pam", "msa", "emsa")
+
+__all__ = ["METHODS", "train", "BatchObjective"]
+
+
+class BatchObjective(NetworkObjective):
+    """:class:`NetworkObjective` whose gradient calls walk through seeded mini-batches."""
+
+    def __init__(self, net, f0, target, batch_size, seed=0, keep="all"):
+        super().__init__(net, f0, target, keep)
+        self.all_f0, self.all_target = f0, target
+        self.batch_size = int(batch_size)
+        self.rng = np.random.default_rng(seed)
+        self._order, self._pos = np.empty(0, dtype=int), 0
+
+    def _next(self):
+        S = self.all_f0.shape[0]
+        if self._pos + self.batch_size > self._order.size:
+            self._order, self._pos = self.rng.permutation(S), 0
+        idx = self._order[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        self.f0, self.target = self.all_f0[idx], self.all_target[idx]
+
+    def loss_and_gradient(self):
+        self._next()
+        return super().loss_and_gradient()
+
+
+def _box(options, net):
+    box = {}
+    if options.get("box_a") is not None:
+        box["a"] = tuple(options["box_a"])
+    if options.get("box_b") is not None:
+        for name in net.operator.params:
+            box[name] = tuple(options["box_b"])
+    return box
+
+
+def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None):
+    """Train ``net`` in place; returns the history dict (see the module docstring).
+
+    ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
+    rho, controls, head_lr, box_a, box_b, eval_every (missing keys take the
+    defaults of the ``[train]`` table). ``test`` = (inputs, targets) or None.
+    """
+    o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
+         "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
+         "keep": "all", **options}
+    if method not in METHODS:
+        raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
+    box = _box(o, net)
+    if o["batch_size"] and method in ("gd", "adam"):
+        objective = BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]), o["seed"], o["keep"])
+    else:
+        objective = NetworkObjective(net, inputs, targets, o["keep"])
+
+    extra = []       # per-iteration evaluation rows, aligned with the driver's history
+
+    def evaluate(k):
+        row = {}
+        if k % o["eval_every"] == 0 or k == o["iterations"]:
+            if isinstance(objective, BatchObjective):
+                row["full_loss"], _ = net.loss(inputs, targets)
+            if test is not None:
+                J, m = net.loss(*test)
+                row["test_loss"] = J
+                for key, v in m.items():
+                    row["test_" + key] = v
+        return row
+
+    rows = []
+
+    def callback(k, info):
+        rows.append(info)
+        extra.append(evaluate(k))
+        if progress is not None and k > 0:
+            progress(1)
+        if not np.isfinite(info["loss"]):
+            raise NumericalError(f"{method}: the loss became {info['loss']} at iteration {k} "
+                                 "(step too large? try a smaller lr/tau or a box)")
+        return False
+
+    try:
+        if method == "gd":
+            optim.gd(objective, o["iterations"], o["lr"], box=box, callback=callback)
+        elif method == "adam":
+            optim.adam(objective, o["iterations"], o["lr"], box=box, callback=callback)
+        elif method == "pam":
+            optim.pam(objective, o["iterations"], o["tau"], pam_groups(net), box=box, inner_tol=o["inner_tol"],
+                      inner_maxiter=o["inner_maxiter"], callback=callback)
+        else:
+            system = NetworkPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
+                                head_lr=o["head_lr"])
+            if method == "msa":
+                optim.msa(system, o["iterations"], callback=callback)
+            else:
+                optim.emsa(system, o["iterations"], o["rho"], callback=callback)
+    finally:
+        history = _merge(rows, extra)
+        if on_history is not None:
+            on_history(history)
+    return history
+
+
+def _merge(rows, extra):
+    keys = []
+    for r in list(rows) + list(extra):
+        keys.extend(k for k in r if k not in keys)
+    n = len(rows)
+    out = {}
+    for k in keys:
+        out[k] = np.array([{**(rows[i] if i < len(rows) else {}), **(extra[i] if i < len(extra) else {})}
+                           .get(k, np.nan) for i in range(n)], dtype=float)
+    out["iteration"] = np.arange(n, dtype=float)
+    return out
