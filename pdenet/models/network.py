@@ -38,6 +38,10 @@ class NetworkModel(Model):
             "activation": Key("str", "tanh", "sigma.", choices=list(ACTIVATIONS)),
             "intervals": Key("int", 1, "K: controls a, b are piecewise constant on K equal groups of steps "
                              "(K = steps gives one layer per step, a plain ResNet).", positive=True),
+            "analysis": Key("bool", False, "Write the forward-problem analysis of Sect. 3 to /analysis: "
+                            "spectra of B and B_s per interval, the steady-state range test and null-space "
+                            "dimension, Theorem 3.4's Gram matrix and predicted decay rate (lowrank), and "
+                            "the linearised operator -sigma'(u)B along the trajectory of sample 0."),
             "tikhonov": Key("float", 0.0, "lambda of the Tikhonov term (lambda/2) R(a, b) (paper 4.6).",
                             minimum=0.0),
             "bias": {
@@ -375,6 +379,39 @@ class NetworkModel(Model):
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 
+    def _analysis(self, sink, linear_u):
+        """/analysis/* of Sect. 3 for the (trained) controls; returns headline attributes."""
+        from ..network import analysis as an
+        net, h, K = self.net, self.mesh.cell_volume, self.schedule.intervals
+        name = net.activation.name
+        mats = [net.operator.matrix(k, h) for k in range(K)]
+        specB, specBs = zip(*(an.spectrum(B) for B in mats))
+        sink.write("analysis", "spectrum_B", np.array(specB), {"meaning": "eigenvalues of B = h b per interval"})
+        sink.write("analysis", "spectrum_Bs", np.array(specBs), {"meaning": "eigenvalues of (B + B^T)/2"})
+        steady = [an.steady_state(B, net.a[k], h) for k, B in enumerate(mats)]
+        sink.write("analysis", "steady_state_f", np.array([s["f"] for s in steady]))
+        sink.write("analysis", "range_residual", np.array([s["range_residual"] for s in steady]),
+                   {"meaning": "||B f - a|| / ||a|| at the least-squares f: 0 iff a in R(B)"})
+        sink.write("analysis", "nullity", np.array([s["nullity"] for s in steady]))
+        out = {"min_spectrum_Bs": float(min(s.min() for s in specBs)),
+               "range_residual": float(max(s["range_residual"] for s in steady))}
+        if net.operator.kind == "lowrank":
+            st = [an.finite_rank_stability(net.operator.phi[k], net.operator.psi[k], h, name) for k in range(K)]
+            for key in ("gram", "T", "DT", "eigenvalues"):
+                sink.write("analysis", f"thm34_{key}", np.array([s[key] for s in st]))
+            sink.write("analysis", "thm34_rate", np.array([s["rate"] for s in st]),
+                       {"meaning": "smallest real part of eig(sigma'(0) D T): predicted decay rate of u"})
+            out.update({"thm34_rate": st[0]["rate"], "thm34_T_invertible": int(all(s["T_invertible"] for s in st)),
+                        "thm34_DT_positive": int(all(s["DT_positive"] for s in st))})
+        if linear_u:
+            lin = [an.linearised_operator(u, mats[k], name) for _, u, k in linear_u]
+            sink.write("analysis", "linearised_times", np.array([t for t, _, _ in linear_u]))
+            sink.write("analysis", "linearised_eigenvalues", np.array([l["eigenvalues"] for l in lin]),
+                       {"meaning": "eigenvalues of -sigma'(u(t)) B(t) along sample 0"})
+            sink.write("analysis", "linearised_growing", np.array([l["growing"] for l in lin]))
+            sink.write("analysis", "linearised_decaying", np.array([l["decaying"] for l in lin]))
+        return out
+
     def saved_steps(self):
         L, every = self.schedule.steps, self.case["time.save_every"]
         return [n for n in range(L + 1) if n % every == 0 or n == L]
@@ -386,6 +423,7 @@ class NetworkModel(Model):
         slot = {n: i for i, n in enumerate(saved)}
         want = set(self.saved_fields())
         exact = bool(self.case.get("exact"))
+        analyse, linear_u = self.case["model.analysis"], []
         keep = self.case["time.checkpoint_every"] or "all"
         sink.set_attrs({"samples": S, "steps": sched.steps, "dt": sched.dt, "intervals": sched.intervals,
                         "stepper": self.stepper.name, "activation": net.activation.name,
@@ -404,7 +442,9 @@ class NetworkModel(Model):
                 fields["f"] = f.reshape((S,) + cells)
             if "u" in want:
                 fields["u"] = U.reshape((S,) + cells)
-            diags = {"lyapunov": net.lyapunov(U), "norm_f": net.norm(f)}
+            diags = {"lyapunov": net.lyapunov(U), "norm_f": net.norm(f), "norm_u": net.norm(U)}
+            if analyse:
+                linear_u.append((t, U[0].copy(), sched.interval(min(n, sched.steps - 1))))
             if exact:
                 ex = self.exact_fields(t).get("f")
                 if ex is not None:
@@ -427,6 +467,8 @@ class NetworkModel(Model):
         sink.write("analysis", "output", net.head.output(fT))
         gnorm = float(np.sqrt(sum(np.sum(g * g) for g in grad.values())))
         summary = {"loss": J, "gradient_norm": gnorm, **metrics}
+        if analyse:
+            summary.update(self._analysis(sink, linear_u))
         if self.test is not None:
             Jt, mt = net.loss(*self.test)
             summary.update({"test_loss": Jt, **{"test_" + k: v for k, v in mt.items()}})
