@@ -104,11 +104,11 @@ def worker(kind, size, repeat, threads):
     print(json.dumps({"kind": kind, "median_s": med, "times": times, "peak_mb": _peak_mb() - base}))
 
 
-def _spawn(kind, size, repeat, threads):
+def _spawn(kind, size, repeat, threads, module="pdenet.bench"):
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
-    p = subprocess.run([sys.executable, "-m", "pdenet.bench", "_worker", kind, size, str(repeat), str(threads)],
+    p = subprocess.run([sys.executable, "-m", module, "_worker", kind, size, str(repeat), str(threads)],
                        capture_output=True, text=True, env=env)
     if p.returncode != 0:
         return {"kind": kind, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -143,7 +143,12 @@ def run_network(size="full", repeat=5, threads=None, out=sys.stdout):
 
 
 def main(args):
-    run_network("quick" if args.quick else "full", args.repeat, args.threads)
+    size = "quick" if args.quick else "full"
+    if getattr(args, "suite", "network") == "training":
+        from .bench_training import run_training
+        run_training(size, args.repeat, args.threads)
+    else:
+        run_network(size, args.repeat, args.threads)
     return 0
 
 

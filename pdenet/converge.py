@@ -115,22 +115,34 @@ def converge(case, key, values, field=None, norm="l2", quiet=True, progress=None
             orders.append(math.log(e0 / e1) / math.log(res[i] / res[i - 1]))
         else:
             orders.append(float("nan"))
+    # headline scalars of each run (loss, accuracy, ...) beside the field errors
+    scalars = {}
+    for name in HEADLINE:
+        vals = [r.attrs.get(name) for r in results]
+        if all(isinstance(v, (int, float, np.floating)) for v in vals):
+            scalars[name] = [float(v) for v in vals]
     return {"key": key, "values": values, "resolution": res, "errors": errors, "orders": orders,
-            "differences": differences,
+            "differences": differences, "scalars": scalars,
             "field": field, "norm": norm, "reference": reference, "case": case}
+
+
+HEADLINE = ("loss", "accuracy", "test_loss", "test_accuracy")
 
 
 def table(study):
     basis = "errors" if study["reference"] == "exact" else "successive differences"
     lines = [f"refinement of {study['key']}  field {study['field']}  norm {study['norm']}  "
              f"error against: {study['reference']}  orders from: {basis}",
-             f"{'value':>12} {'error':>14} {'difference':>14} {'order':>8}"]
+             f"{'value':>12} {'error':>14} {'difference':>14} {'order':>8}"
+             + "".join(f" {name:>14}" for name in study.get("scalars", {}))]
 
     def fmt(x, spec):
         return "-" if not math.isfinite(x) else format(x, spec)
-    for v, e, d, p in zip(study["values"], study["errors"], study["differences"], study["orders"]):
+    scalars = study.get("scalars", {})
+    for i, (v, e, d, p) in enumerate(zip(study["values"], study["errors"], study["differences"], study["orders"])):
         vs = str(v if not isinstance(v, list) else "x".join(map(str, v)))
-        lines.append(f"{vs:>12} {fmt(e, '.6e'):>14} {fmt(d, '.6e'):>14} {fmt(p, '.3f'):>8}")
+        extra = "".join(f" {fmt(vals[i], '.6g'):>14}" for vals in scalars.values())
+        lines.append(f"{vs:>12} {fmt(e, '.6e'):>14} {fmt(d, '.6e'):>14} {fmt(p, '.3f'):>8}{extra}")
     return "\n".join(lines)
 
 
@@ -147,6 +159,8 @@ def write_study(study, path, plot_path=None):
     sink.write("convergence", "differences", np.array(study["differences"]),
                {"meaning": "norm of u_h - u_(next finer), restricted to the coarser mesh"})
     sink.write("convergence", "orders", np.array(study["orders"]))
+    for name, vals in study.get("scalars", {}).items():
+        sink.write("convergence", name, np.array(vals), {"meaning": f"the run's {name} attribute per value"})
     sink.set_attrs({"convergence_key": study["key"], "convergence_field": study["field"],
                     "convergence_norm": study["norm"], "convergence_reference": study["reference"]})
     sink.finish("complete")

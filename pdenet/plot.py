@@ -99,7 +99,20 @@ def plot_convergence(study, path):
     res = np.array(study["resolution"])
     err = np.array(study["errors"], dtype=float)
     ok = np.isfinite(err) & (err > 0)
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    scalars = study.get("scalars") or {}
+    fig, axes = plt.subplots(1, 2 if scalars else 1, figsize=(11 if scalars else 5.5, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    if scalars:    # the runs' headline numbers (loss, accuracy, ...) against the resolution
+        sx = axes[0, 1]
+        for name, vals in scalars.items():
+            sx.semilogx(res, vals, "o-", label=name)
+        sx.set_xlabel(study["key"])
+        sx.set_title("headline results per resolution")
+        sx.grid(True, which="both", alpha=0.3)
+        sx.legend(fontsize=8)
+    if not ok.any():       # only successive differences (reference = finest run)
+        err = np.array(study["differences"], dtype=float)
+        ok = np.isfinite(err) & (err > 0)
     ax.loglog(res[ok], err[ok], "o-", label=f"{study['field']} error ({study['reference']})")
     orders = [p for p in study["orders"] if math.isfinite(p)]
     if ok.sum() >= 2 and orders:

@@ -158,3 +158,11 @@ def test_mnist1d_generated_locally():
     assert d.inputs.shape == (400, 40) and d.test_inputs.shape == (100, 40)
     assert set(np.unique(d.labels)) <= set(range(10))
     np.testing.assert_array_equal(np.random.get_state()[1][:4], state)   # global generator untouched
+
+
+def test_converge_reports_the_headline_numbers_per_resolution():
+    from pdenet.converge import converge, table
+    study = converge(case_path("network_width.toml"), "mesh.cells", ["8", "16"])
+    assert len(study["scalars"]["loss"]) == 2
+    assert study["scalars"]["loss"][0] != study["scalars"]["loss"][1]
+    assert "loss" in table(study).splitlines()[1]

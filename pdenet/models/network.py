@@ -11,6 +11,7 @@ from ..network import ConvolutionOperator, DenseOperator, Head, LowRankOperator,
 from ..network.data import SOURCES, DataError
 from ..network.heads import KINDS, LOSSES
 from ..network.training import METHODS, train
+from ..network import plots as _plots  # noqa: F401  (registers the "network" plotter)
 from . import register
 from .base import Model
 

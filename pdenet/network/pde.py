@@ -16,6 +16,7 @@ import numpy as np
 from solvers import Schedule, solve_adjoint, solve_forward
 
 from .. import activations as act
+from ..blas import small_gemms
 
 
 class NetworkPDE:
@@ -127,13 +128,21 @@ class NetworkPDE:
             raise ValueError(f"inputs must be (samples, {self.N}), got {f0.shape}")
         return solve_forward(self, f0, self.schedule, self.stepper, keep, on_state, progress)
 
+    def _gemm_flops(self, f0):
+        return 2.0 * np.shape(f0)[0] * self.N * self.N
+
     def loss(self, f0, target):
-        fT, _ = self.forward(f0)
-        J, _, metrics = self.head.loss(fT, target)
+        with small_gemms(self._gemm_flops(f0)):
+            fT, _ = self.forward(f0)
+            J, _, metrics = self.head.loss(fT, target)
         return J + 0.5 * self.tikhonov * self.regulariser(), metrics
 
     def loss_and_gradient(self, f0, target, keep="all", on_state=None, on_costate=None, progress=None):
         """(J, grad dict, metrics, fT): the exact gradient of the discrete loss."""
+        with small_gemms(self._gemm_flops(f0)):
+            return self._loss_and_gradient(f0, target, keep, on_state, on_costate, progress)
+
+    def _loss_and_gradient(self, f0, target, keep, on_state, on_costate, progress):
         fT, tape = self.forward(f0, keep, on_state, progress)
         grad = self.zero_grad()
         self._zeroed, self._untouched = grad, set(range(self.schedule.intervals))
