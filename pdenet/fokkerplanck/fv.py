@@ -72,68 +72,72 @@ def face_coordinates(mesh, d):
 
 
 def _pad3(a):
+    """View of a 1-3-D array as 3-D with leading unit axes (the last axis stays the
+    contiguous inner loop of the kernels)."""
     a = np.asarray(a, dtype=np.float64)
-    return np.ascontiguousarray(a.reshape(a.shape + (1,) * (3 - a.ndim)))
+    return np.ascontiguousarray(a.reshape((1,) * (3 - a.ndim) + a.shape))
 
 
 # ---------------------------------------------------------------------------
 # numba kernels (arrays padded to 3-D; unused dimensions have active = 0)
+@numba.njit(cache=True, inline="always")
+def _nb(i, n, per):
+    """Index of the lower/upper neighbour along an axis and its weight (0 for a zero ghost)."""
+    if i >= 0 and i < n:
+        return i, 1.0
+    if per:
+        return i % n, 1.0
+    return 0, 0.0
+
+
 @numba.njit(cache=True)
-def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep):
+def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, euler):
+    """out = A rho (euler = False) or out = rho + dt A rho (euler = True), one fused pass.
+
+    The neighbours along axes 0 and 1 are resolved once per row; the inner loop over the
+    interior of the contiguous axis 2 has no boundary branches, its two end cells are done
+    by the general loop below it."""
     n0, n1, n2 = rho.shape
+    h0, h1, h2 = inv_h[0], inv_h[1], inv_h[2]
+    a0, a1, a2 = active[0] != 0, active[1] != 0, active[2] != 0
     for i in range(n0):
+        im, wim = _nb(i - 1, n0, periodic[0])
+        ip, wip = _nb(i + 1, n0, periodic[0])
         for j in range(n1):
-            for k in range(n2):
+            jm, wjm = _nb(j - 1, n1, periodic[1])
+            jp, wjp = _nb(j + 1, n1, periodic[1])
+            for k in range(1, n2 - 1):
                 r = rho[i, j, k]
                 acc = 0.0
-                if active[0]:
-                    if i > 0:
-                        left = rho[i - 1, j, k]
-                    elif periodic[0]:
-                        left = rho[n0 - 1, j, k]
-                    else:
-                        left = 0.0
-                    if i < n0 - 1:
-                        right = rho[i + 1, j, k]
-                    elif periodic[0]:
-                        right = rho[0, j, k]
-                    else:
-                        right = 0.0
-                    acc += inv_h[0] * ((cL0[i, j, k] * left - cR0[i, j, k] * r)
-                                       - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * right))
-                if active[1]:
-                    if j > 0:
-                        left = rho[i, j - 1, k]
-                    elif periodic[1]:
-                        left = rho[i, n1 - 1, k]
-                    else:
-                        left = 0.0
-                    if j < n1 - 1:
-                        right = rho[i, j + 1, k]
-                    elif periodic[1]:
-                        right = rho[i, 0, k]
-                    else:
-                        right = 0.0
-                    acc += inv_h[1] * ((cL1[i, j, k] * left - cR1[i, j, k] * r)
-                                       - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * right))
-                if active[2]:
-                    if k > 0:
-                        left = rho[i, j, k - 1]
-                    elif periodic[2]:
-                        left = rho[i, j, n2 - 1]
-                    else:
-                        left = 0.0
-                    if k < n2 - 1:
-                        right = rho[i, j, k + 1]
-                    elif periodic[2]:
-                        right = rho[i, j, 0]
-                    else:
-                        right = 0.0
-                    acc += inv_h[2] * ((cL2[i, j, k] * left - cR2[i, j, k] * r)
-                                       - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * right))
+                if a0:
+                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
+                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                if a1:
+                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
+                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
+                acc += h2 * ((cL2[i, j, k] * rho[i, j, k - 1] - cR2[i, j, k] * r)
+                             - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * rho[i, j, k + 1]))
                 if has_keep:
                     acc *= keep[i, j, k]
-                out[i, j, k] = acc
+                out[i, j, k] = r + dt * acc if euler else acc
+            for e in range(2 if n2 > 1 else 1):
+                k = 0 if e == 0 else n2 - 1
+                km, wkm = _nb(k - 1, n2, periodic[2])
+                kp, wkp = _nb(k + 1, n2, periodic[2])
+                r = rho[i, j, k]
+                acc = 0.0
+                if a0:
+                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
+                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                if a1:
+                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
+                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
+                if a2:
+                    acc += h2 * ((cL2[i, j, k] * (wkm * rho[i, j, km]) - cR2[i, j, k] * r)
+                                 - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * (wkp * rho[i, j, kp])))
+                if has_keep:
+                    acc *= keep[i, j, k]
+                out[i, j, k] = r + dt * acc if euler else acc
 
 
 @numba.njit(cache=True)
@@ -142,12 +146,7 @@ def _fp_euler_steps(rho, tmp, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, perio
     """nsteps forward-Euler steps rho <- rho + dt A rho; returns the array holding the result."""
     a, b = rho, tmp
     for _ in range(nsteps):
-        _fp_apply(a, b, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep)
-        n0, n1, n2 = a.shape
-        for i in range(n0):
-            for j in range(n1):
-                for k in range(n2):
-                    b[i, j, k] = a[i, j, k] + dt * b[i, j, k]
+        _fp_apply(a, b, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, True)
         a, b = b, a
     return a
 
@@ -277,17 +276,19 @@ class FokkerPlanckOperator:
             self.cL.append(cL)
             self.cR.append(cR)
         # padded copies for the kernels
+        # kernel axis a holds mesh dimension d = a - (3 - ndim) (leading unit axes)
         empty = np.zeros((1, 1, 1))
         self._k = []
-        for d in range(3):
-            if d < nd:
+        dims = [a - (3 - nd) for a in range(3)]
+        for d in dims:
+            if d >= 0:
                 self._k += [_pad3(self.cL[d]), _pad3(self.cR[d])]
             else:
                 self._k += [empty, empty]
-        self._inv_h = np.array([1.0 / h for h in mesh.spacing] + [1.0] * (3 - nd))
-        self._active = np.array([1 if (d < nd and (mesh.cells[d] > 1 or self.periodic[d])) else 0
-                                 for d in range(3)], dtype=np.int64)
-        self._per = np.array([int(d < nd and self.periodic[d]) for d in range(3)], dtype=np.int64)
+        self._inv_h = np.array([1.0 / mesh.spacing[d] if d >= 0 else 1.0 for d in dims])
+        self._active = np.array([1 if (d >= 0 and (mesh.cells[d] > 1 or self.periodic[d])) else 0
+                                 for d in dims], dtype=np.int64)
+        self._per = np.array([int(d >= 0 and self.periodic[d]) for d in dims], dtype=np.int64)
         self._keep = _pad3(~self.absorbing) if self.absorbing is not None else np.ones((1, 1, 1))
 
     # -- the generator ------------------------------------------------------
@@ -383,7 +384,7 @@ class FokkerPlanckOperator:
         r3 = _pad3(rho)
         o3 = np.empty_like(r3)
         _fp_apply(r3, o3, *self._k, self._inv_h, self._active, self._per, self._keep,
-                  self.absorbing is not None)
+                  self.absorbing is not None, 0.0, False)
         res = o3.reshape(self.mesh.cells)
         if out is not None:
             out[...] = res
