@@ -384,7 +384,7 @@ class FokkerPlanckModel(Model):
                     save(n * dt, rho, self.operator(n * dt) if self.D_time else op)
             else:
                 matrix = (lambda t: self.operator(t).matrix()) if self.D_time else op.matrix()
-                st = LinearStepper(self.stepper, matrix, dt)
+                st = LinearStepper(self.stepper, matrix, dt, pivot=op.has_cross_terms)
                 y = rho.ravel().copy()
                 for n in range(steps):
                     y = st.step(y, n * dt)
