@@ -34,6 +34,23 @@ def _diag_panel(ax, result):
         ax.text(0.0, 1.0, "\n".join(lines[:18]), va="top", family="monospace", fontsize=7)
 
 
+def _survival_panel(ax, result):
+    t = result.time
+    ax.semilogy(t, result.diagnostics["survival"], label="survival (PDE)")
+    ps = result.diagnostics.get("particle_survival")
+    if ps is not None:
+        ax.semilogy(t, np.where(ps > 0, ps, np.nan), ".", ms=3, label="survival (particles)")
+    T = result.attrs.get("mfpt_at_point", result.attrs.get("mfpt_initial"))
+    if T:
+        ax.semilogy(t, np.exp(-t / T), "k--", lw=0.8, label=f"exp(-t/MFPT), MFPT = {T:.4g}")
+    lines = [f"{k} = {result.attrs[k]:.5g}" for k in ("mfpt_at_point", "particle_mfpt", "particle_mfpt_stderr",
+                                                       "kramers_time") if k in result.attrs]
+    ax.text(0.02, 0.02, "\n".join(lines), transform=ax.transAxes, fontsize=7, family="monospace")
+    ax.set_xlabel("t")
+    ax.set_title("survival probability")
+    ax.legend(fontsize=7)
+
+
 @register_plotter("fokker-planck")
 def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
     mesh = result.mesh
@@ -43,8 +60,9 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
     nt = rho.shape[0]
     title = f"{result.attrs.get('case_name', '')} (fokker-planck, {result.attrs.get('stepper', '')})"
     if mesh.ndim == 1:
-        fig, axes = plt.subplots(1, 2 if diagnostics else 1, figsize=(11 if diagnostics else 5.5, 4),
-                                 squeeze=False)
+        surv = result.diagnostics.get("survival")
+        ncol = (2 if diagnostics else 1) + (surv is not None)
+        fig, axes = plt.subplots(1, ncol, figsize=(5.5 * ncol, 4), squeeze=False)
         ax = axes[0, 0]
         x = mesh.axes[0]
         for i in sorted(set(np.linspace(0, nt - 1, min(5, nt)).round().astype(int).tolist())):
@@ -57,6 +75,8 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
         ax.legend(fontsize=7)
         if diagnostics:
             _diag_panel(axes[0, 1], result)
+        if surv is not None:
+            _survival_panel(axes[0, -1], result)
     else:
         J = [result.fields.get(f"current_{d + 1}") for d in range(mesh.ndim)]
         ncol = 3 + (1 if diagnostics else 0)

@@ -409,13 +409,15 @@ class FokkerPlanckModel(Model):
                 f = lambda x: float(self.f_expr(x=np.float64(x), x1=np.float64(x)))  # noqa: E731
                 summary["kramers_time"] = fpd.kramers_1d(f, kr[0], kr[1], self.D_scalar(0.0))
             if ens is not None:
+                sink.write("analysis", "particle_histogram", ens.density(),
+                           {"meaning": "particle density at t_end (histogram on the cells, per initial "
+                                       "particle: its mass is the particle survival)"})
                 if c["particles.until_absorbed"] and self.has_absorption:
                     tmax = c["particles.max_time"]
                     while ens.alive.any() and ens.t < tmax:
                         ens.run_until(min(ens.t + 100.0 * max(self.t_end, 1.0), tmax), self.pdt)
                 sink.write("analysis", "particle_positions", ens.X)
                 sink.write("analysis", "particle_alive", ens.alive.astype(np.int8))
-                sink.write("analysis", "particle_histogram", ens.density())
                 if self.has_absorption:
                     et = ens.exit_time
                     sink.write("analysis", "particle_exit_times", et,
