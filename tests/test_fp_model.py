@@ -219,3 +219,19 @@ def test_explicit_dt_too_large_is_rejected():
     case = raw_case("fp_ou_1d.toml", ("steps",), stepper="explicit", dt=0.1)
     with pytest.raises(CaseError, match="exceeds the largest positivity-preserving"):
         case.model_cls(case)
+
+
+def test_second_run_loads_kernels_from_cache(tmp_path):
+    import re
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    args = ("run", case_path("fp_gibbs_double_well.toml"), "-o", str(tmp_path / "o.h5"), "-q", "-v",
+            "--set", "mesh.cells=[16, 16]", "--set", "time.t_end=0.1")
+    stats = []
+    for _ in range(2):
+        p = run_cli(*args, env=env)
+        assert p.returncode == 0, p.stderr
+        m = re.search(r"numba kernels: (\d+) loaded from cache, (\d+) compiled", p.stdout)
+        stats.append((int(m.group(1)), int(m.group(2))))
+    assert stats[0][1] > 0 and stats[0][0] == 0
+    # nothing recompiles (kernels called only from other kernels come in with their caller)
+    assert stats[1][1] == 0 and stats[1][0] >= 1
