@@ -10,7 +10,7 @@ PDENET="${PDENET:-.venv/bin/pdenet}"
 [ -x "$PDENET" ] || PDENET=pdenet
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT" docs/figures
-for name in ou_1d ou_2d gibbs_double_well kramers nonisotropic circulating; do
+for name in ou_1d ou_2d gibbs_double_well kramers nonisotropic circulating sgd_diffusion; do
     "$PDENET" run "cases/fp_${name}.toml" -o "$OUT/fp_${name}.h5" -q
     "$PDENET" plot "$OUT/fp_${name}.h5" -o "docs/figures/fp_${name}.png"
 done

@@ -235,3 +235,32 @@ def test_second_run_loads_kernels_from_cache(tmp_path):
     assert stats[0][1] > 0 and stats[0][0] == 0
     # nothing recompiles (kernels called only from other kernels come in with their caller)
     assert stats[1][1] == 0 and stats[1][0] >= 1
+
+
+# -- SGD's own diffusion ---------------------------------------------------------------------
+def test_sgd_diffusion_matches_minibatch_covariance_and_sgd_runs():
+    from pdenet.fokkerplanck.sgd import SGDProblem
+
+    p = SGDProblem("logistic", 50, 0.7, 0.0, 3)
+    theta, B = 0.4, 4
+    _, g = p.per_sample(np.array([theta]))
+    # the covariance of a with-replacement mini-batch mean, enumerated exactly = Sigma / B
+    gk = g[0]
+    assert p.sigma(np.array([theta]))[0] * 1.0 == pytest.approx(np.var(gk), rel=1e-12)
+    rng = np.random.default_rng(0)
+    means = gk[rng.integers(0, gk.size, size=(200000, B))].mean(axis=1)
+    assert np.var(means) == pytest.approx(np.var(gk) / B, rel=0.02)
+    # PDE with D = lr Sigma / (2B) against 10000 SGD runs
+    r = run("fp_sgd_diffusion.toml", "sgd.chains=10000")
+    d = r.diagnostics
+    n = 10000
+    assert np.all(np.abs(d["sgd_mean"] - d["mean_1"]) < 4 * np.sqrt(d["cov_11"] / n) + 2e-3)
+    assert np.all(np.abs(d["sgd_var"] / d["cov_11"] - 1) < 0.06)
+    # without the SGD noise (plain gradient flow) the spread would vanish: the diffusion matters
+    assert d["cov_11"][-1] > 0.5 * d["cov_11"].max()
+    assert np.abs(d["mass"] - 1).max() < 1e-12
+
+
+def test_sgd_rejects_potential():
+    with pytest.raises(CaseError, match="computed from the data"):
+        pdenet.load_case(case_path("fp_sgd_diffusion.toml"), ['model.potential="x^2"'])

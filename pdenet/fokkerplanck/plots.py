@@ -10,7 +10,7 @@ import numpy as np
 from ..plot import plt, register_plotter
 
 _SHOWN = ("mass", "free_energy", "relative_entropy", "survival", "circulation", "current_l1",
-          "error_rho", "particle_l1")
+          "error_rho", "particle_l1", "sgd_l1")
 
 
 def _diag_panel(ax, result):
@@ -67,9 +67,10 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
         x = mesh.axes[0]
         for i in sorted(set(np.linspace(0, nt - 1, min(5, nt)).round().astype(int).tolist())):
             ax.plot(x, rho[i], label=f"t = {result.time[i]:.3g}")
-        hist = result.analysis.get("particle_histogram")
-        if hist is not None and field in (None, "rho"):
-            ax.step(x, hist, where="mid", color="k", lw=0.7, alpha=0.7, label="particles (end)")
+        for key, label in (("particle_histogram", "particles (t_end)"), ("sgd_histogram", "SGD runs (end)")):
+            hist = result.analysis.get(key)
+            if hist is not None and field in (None, "rho"):
+                ax.step(x, hist, where="mid", color="k", lw=0.7, alpha=0.7, label=label)
         ax.set_xlabel("x")
         ax.set_title(field or "rho")
         ax.legend(fontsize=7)

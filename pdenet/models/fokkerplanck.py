@@ -57,6 +57,21 @@ class FokkerPlanckModel(Model):
                        "1/max|A_ii| used when dt is not given (or the check on a given dt).",
                        positive=True),
         },
+        "sgd": {
+            "loss": Key("str", None, "SGD's own diffusion for a one-parameter model (1-D mesh = the "
+                        "parameter theta): linear (least squares) or logistic. Replaces potential, "
+                        "drift and diffusion by f(theta) = mean loss, D = lr Sigma(theta)/(2 batch) and "
+                        "the Ito drift -D'.", choices=["linear", "logistic"]),
+            "samples": Key("int", 200, "Data set size N (x_k standard normal, seeded).", positive=True),
+            "theta_star": Key("float", 1.0, "Parameter generating the data."),
+            "noise": Key("float", 0.5, "linear: standard deviation of the label noise.", minimum=0.0),
+            "seed": Key("int", 0, "Seed of the data set."),
+            "lr": Key("float", 0.1, "SGD learning rate (time t = steps * lr).", positive=True),
+            "batch": Key("int", 1, "Mini-batch size B (drawn with replacement).", positive=True),
+            "chains": Key("int", 0, "Independent SGD runs simulated beside the PDE and compared with "
+                          "it at every save (0: none).", minimum=0),
+            "chain_seed": Key("int", 1, "Seed of the SGD runs."),
+        },
         "particles": {
             "count": Key("int", 0, "Number of SDE particles (0: none). Simulated beside the PDE, "
                          "compared with it at every save.", minimum=0),
@@ -78,7 +93,13 @@ class FokkerPlanckModel(Model):
             raise CaseError("the PETSc backend is not available for the fokker-planck model yet "
                             "(planned); use backend = \"builtin\"", key="solver.backend")
         m = data["model"]
-        if m["potential"] is None and m["drift"] is None:
+        if data["sgd"]["loss"] is not None:
+            for k in ("potential", "drift"):
+                if m[k] is not None:
+                    raise CaseError("is computed from the data with [sgd]; leave it out", key=f"model.{k}")
+            if data["particles"]["count"]:
+                raise CaseError("with [sgd] the SGD runs are the particles (sgd.chains)", key="particles.count")
+        elif m["potential"] is None and m["drift"] is None:
             raise CaseError("give a potential, a drift, or both", key="model.potential")
         time = data["time"]
         if time["stepper"] != "steady" and m["initial"] is None:
@@ -106,6 +127,15 @@ class FokkerPlanckModel(Model):
                                  key="model.drift")
             self.b_exprs = [case.expression("model.drift", self.names, text=t) for t in m["drift"]]
         self._parse_diffusion(m["diffusion"])
+        self.sgd = self.chains = None
+        if case["sgd.loss"] is not None:
+            if nd != 1:
+                raise case.error("SGD's diffusion is implemented for one parameter: a 1-D mesh", key="sgd.loss")
+            from ..fokkerplanck.sgd import SGDProblem
+            s = case["sgd"]
+            self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
+            self.D_const = self.D_tensor = None
+            self.D_exprs, self.D_time, self.D_space = None, False, True
         self.absorbing_expr = None
         absorbing = None
         if m["absorbing"] is not None:
@@ -165,6 +195,8 @@ class FokkerPlanckModel(Model):
 
     def diffusion_at(self, t):
         """The diffusion argument of FokkerPlanckOperator at time t."""
+        if self.sgd is not None:
+            return [self.sgd.diffusion(self.mesh.faces[0], self.case["sgd.lr"], self.case["sgd.batch"])]
         if self.D_tensor is not None:
             return self.D_tensor
         if self.D_const is not None:
@@ -190,6 +222,11 @@ class FokkerPlanckModel(Model):
 
     def operator(self, t):
         mesh = self.mesh
+        if self.sgd is not None:
+            lr, B = self.case["sgd.lr"], self.case["sgd.batch"]
+            return FokkerPlanckOperator(mesh, self.sgd.f(mesh.axes[0]),
+                                        [self.sgd.ito_drift(mesh.faces[0], lr, B)],
+                                        self.diffusion_at(t), self.absorbing)
         potential = self.f_expr(shape=mesh.shape, **self.env) if self.f_expr is not None else None
         drift = None
         if self.b_exprs is not None:
@@ -326,6 +363,20 @@ class FokkerPlanckModel(Model):
             if "current" in want:
                 for d in range(mesh.ndim):
                     fields[f"current_{d + 1}"] = J[d]
+            if self.chains is not None:
+                lr = c["sgd.lr"]
+                n_target = int(round(t / lr))
+                steps = n_target - self.chain_step
+                if steps > 0:
+                    self.chain_theta = self.sgd.run_chains(self.chain_theta, lr, c["sgd.batch"], steps,
+                                                           self.chains, mesh.lower[0], mesh.upper[0])
+                    self.chain_step = n_target
+                hist = np.histogram(self.chain_theta, bins=mesh.faces[0])[0] / (
+                    self.chain_theta.size * mesh.cell_volume)
+                diags["sgd_l1"] = float(mesh.integrate(np.abs(hist - rho)))
+                diags["sgd_mean"] = float(self.chain_theta.mean())
+                diags["sgd_var"] = float(self.chain_theta.var())
+                self.chain_hist = hist
             if ens is not None:
                 ens.run_until(t, self.pdt)
                 hist = ens.density()
@@ -354,6 +405,16 @@ class FokkerPlanckModel(Model):
         else:
             rho = self.initial()
             rho0 = rho.copy()
+            self.chains = None
+            if self.sgd is not None and c["sgd.chains"]:
+                lr = c["sgd.lr"]
+                if abs(self.dt / lr - round(self.dt / lr)) > 1e-9 * self.dt / lr or self.dt < lr * (1 - 1e-12):
+                    raise c.error(f"with sgd.chains the PDE step dt = {self.dt:g} must be a whole number of "
+                                  f"SGD steps lr = {lr:g}", key="time.dt")
+                self.chains = np.random.default_rng(c["sgd.chain_seed"])
+                X0 = ParticleEnsemble(mesh, op.kinds, None, None, seed=c["sgd.chain_seed"]).sample(
+                    rho0, c["sgd.chains"])
+                self.chain_theta, self.chain_step = X0[:, 0].copy(), 0
             if pcount:
                 self.pdt = c["particles.dt"] or min(self.dt, 0.01)
                 ens = self._ensemble()
@@ -428,8 +489,16 @@ class FokkerPlanckModel(Model):
                         summary["particle_mfpt_stderr"] = float(np.std(et[done], ddof=1) / np.sqrt(done.sum())) \
                             if done.sum() > 1 else float("nan")
                         summary["particle_absorbed_fraction"] = float(done.mean())
+        if getattr(self, "chains", None) is not None:
+            sink.write("analysis", "sgd_histogram", self.chain_hist,
+                       {"meaning": "density of the SGD runs at the last save (histogram on the cells)"})
+            sink.write("analysis", "sgd_theta", self.chain_theta)
+            sink.write("analysis", "sgd_diffusion", self.diffusion_at(0.0)[0],
+                       {"meaning": "D(theta) = lr Sigma(theta) / (2 batch) at the cell faces"})
+            sink.write("analysis", "sgd_loss", self.sgd.f(mesh.axes[0]))
         last = state.get("last", {})
-        for k in ("mass", "free_energy", "relative_entropy", "circulation", "error_rho", "min_rho"):
+        for k in ("mass", "free_energy", "relative_entropy", "circulation", "error_rho", "min_rho",
+                  "sgd_l1", "sgd_mean", "sgd_var"):
             if k in last:
                 summary[k] = last[k]
         summary = {k: float(v) for k, v in summary.items()}
