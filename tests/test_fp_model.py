@@ -264,3 +264,29 @@ def test_sgd_diffusion_matches_minibatch_covariance_and_sgd_runs():
 def test_sgd_rejects_potential():
     with pytest.raises(CaseError, match="computed from the data"):
         pdenet.load_case(case_path("fp_sgd_diffusion.toml"), ['model.potential="x^2"'])
+
+
+# -- annealing: D(t) --------------------------------------------------------------------------
+_V = "(0.25 + t/2 + (0.09 - 0.25)*exp(-2*t))"
+_ANNEAL = ['model.diffusion="0.5*(1 + t)"',
+           f'exact.rho="exp(-(x - 1.5*exp(-t))^2 / (2*{_V})) / sqrt(2*pi*{_V})"']
+
+
+@pytest.mark.parametrize("stepper,order", [("beuler", 1.0), ("cn", 2.0)])
+def test_annealing_time_dependent_diffusion_orders(stepper, order):
+    # OU with D(t) = (1 + t)/2: variance v' = -2v + 2D(t) -> v = 1/4 + t/2 + (v0 - 1/4) e^{-2t}
+    case = pdenet.load_case(case_path("fp_ou_1d.toml"), _ANNEAL + [f'time.stepper="{stepper}"',
+                                                                  "mesh.cells=[800]"])
+    s = converge(case, "time.steps", [10, 20, 40], field="rho")
+    assert all(abs(o - order) < 0.25 for o in s["orders"][1:]), s["orders"]
+    assert s["errors"][-1] < (2e-2 if stepper == "beuler" else 5e-4)
+
+
+def test_annealing_explicit_automatic_step():
+    case = raw_case("fp_ou_1d.toml", ("steps", "dt"), stepper="explicit", save_every=200)
+    case = case.with_overrides(_ANNEAL)
+    r = pdenet.run(case, write=False)
+    # the automatic step is safe for the largest D on [0, t_end]: D(1) = 1
+    assert r.attrs["dt"] <= 0.9 * (r.mesh.spacing[0] ** 2 / 2.0) * 1.01
+    assert r.attrs["error_rho"] < 2e-3
+    assert r.fields["rho"].min() >= 0 and abs(r.diagnostics["mass"][-1] - 1) < 1e-12

@@ -87,7 +87,13 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
         def img(a):
             return a[:, :, a.shape[2] // 2] if mesh.ndim == 3 else a
         ext = [mesh.lower[0], mesh.upper[0], mesh.lower[1], mesh.upper[1]]
-        for ax, i in zip(axes[:2], (0, nt - 1)):
+        shown = (0, nt - 1) if nt > 1 else (0,)
+        if nt == 1:
+            axes[1].axis("off")
+            axes[1].text(0.0, 1.0, "\n".join(f"{k} = {result.diagnostics[k][0]:.6g}" for k in sorted(
+                result.diagnostics) if k.startswith(("mean", "cov", "mass", "circ", "current"))),
+                va="top", family="monospace", fontsize=8)
+        for ax, i in zip(axes[:2], shown):
             im = ax.imshow(img(rho[i]).T, origin="lower", extent=ext, aspect="auto")
             fig.colorbar(im, ax=ax, shrink=0.8)
             ax.set_title(f"rho, t = {result.time[i]:.3g}", fontsize=9)
