@@ -147,3 +147,20 @@ def test_solve_backward_matches_dense(rng):
     idx = np.flatnonzero(active)
     ref = np.linalg.solve(A.T[np.ix_(idx, idx)], -np.ones(idx.size))
     assert np.allclose(u[idx], ref) and np.all(u[~active] == 0)
+
+
+def test_bench_workers_report_time_and_conserve_mass(capsys, tmp_path, monkeypatch):
+    import json
+
+    from pdenet.bench import fp_worker
+
+    monkeypatch.setenv("PDENET_BENCH_OUT", str(tmp_path))
+    for kind in ("pdenet-explicit", "pdenet-implicit", "stream"):
+        fp_worker(kind, "quick", 1)
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        if kind == "stream":
+            assert out["bandwidth_gbs"]["dram"] > 0
+        else:
+            assert out["median_s"] > 0 and abs(out["mass"] - 1) < 1e-12
+    ex = np.load(tmp_path / "fp_pdenet-explicit.npy")
+    assert ex.shape == (64, 64) and ex.min() >= 0

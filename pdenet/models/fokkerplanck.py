@@ -148,10 +148,12 @@ class FokkerPlanckModel(Model):
             self.op0 = self.operator(0.0)
         except CaseError as exc:
             raise exc.at(source=case.source) from None
-        self.has_absorption = absorbing is not None and absorbing.any() or any(
+        self.has_absorption = (absorbing is not None and bool(absorbing.any())) or any(
             k == ABSORBING for pair in self.op0.kinds for k in pair)
         if m["mfpt_from"] is not None and len(m["mfpt_from"] if isinstance(m["mfpt_from"], list) else [0]) != nd:
             raise case.error(f"give a point with {nd} coordinates", key="model.mfpt_from")
+        if m["kramers"] is not None and (nd != 1 or len(np.atleast_1d(m["kramers"])) != 2):
+            raise case.error("Kramers' formula takes [x_min, x_saddle] on a 1-D mesh", key="model.kramers")
         if m["mfpt_from"] is not None and not self.has_absorption:
             raise case.error("needs an absorbing set or a dirichlet (absorbing) boundary",
                              key="model.mfpt_from")
@@ -235,8 +237,6 @@ class FokkerPlanckModel(Model):
                 shape = list(mesh.cells)
                 shape[d] += 1
                 drift.append(e(shape=tuple(shape), **coordinate_env("x", face_coordinates(mesh, d))))
-        if getattr(self, "_potential_cache", None) is None:
-            self._potential_cache = potential
         return FokkerPlanckOperator(mesh, potential, drift, self.diffusion_at(t), self.absorbing)
 
     def _resolve_time(self):
