@@ -8,7 +8,7 @@ times with an absorbing set, and an SDE particle ensemble of the same drift and 
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
-from solvers.linear import LINEAR_STEPPERS, LinearStepper, steady_state
+from solvers.linear import LinearStepper, steady_state
 
 from ..case import Key, resolve_time
 from ..errors import CaseError
