@@ -1,0 +1,484 @@
+"""Finite-volume Fokker-Planck operator on the structured cell-centred meshes.
+
+    rho_t = div(rho grad f) + div(D grad rho) - div(b rho) = -div J,
+    J = v rho - D grad rho,    v = -grad f + b   (the drift velocity).
+
+Face fluxes (per unit area, positive in the + direction of dimension d,
+between the cells L and R = L + e_d at distance h):
+
+    J = cL rho_L - cR rho_R,
+    cL = (D_f / h) B(-z),  cR = (D_f / h) B(z),  z = v_f h / D_f,
+
+the Scharfetter-Gummel (exponential fitting) flux with the Bernoulli function
+B(z) = z / (e^z - 1). For a gradient drift the face velocity is
+v_f = -(f_R - f_L)/h, so z = -(f_R - f_L)/D_f and J vanishes exactly for
+rho ∝ exp(-f/D): the discrete Gibbs density is a steady state to round-off.
+For a general drift b the component b_d is sampled at the face centres. Off-
+diagonal entries of a constant tensor D add the conservative central flux
+-D_de (d_e rho)_f, with d_e rho at the face the mean of the central
+differences in the two neighbouring cells.
+
+Boundaries per side: ``noflux`` (J = 0 on the boundary face; ``none``,
+``neumann`` with value 0 mean the same), ``periodic``, ``dirichlet`` with
+value 0 (absorbing: rho = 0 on the boundary face, a half-cell SG flux).
+An absorbing *set* of cells (``absorbing`` mask) holds rho = 0 there: what
+flows in disappears.
+
+``FokkerPlanckOperator(mesh, potential=..., drift=..., diffusion=...)`` gives
+``matrix()`` (scipy.sparse CSR generator A with rho' = A rho on the flattened
+cells), ``apply(rho)`` (the numba kernel), ``explicit_steps`` (numba forward
+Euler), ``current(rho)`` (cell-centred current) and the discrete Gibbs density.
+"""
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import CaseError
+
+ABSORBING, NOFLUX, PERIODIC = "dirichlet", "noflux", "periodic"
+
+
+def bernoulli(z):
+    """B(z) = z / (e^z - 1), B(0) = 1, evaluated stably (series for |z| < 1e-2)."""
+    z = np.asarray(z, dtype=float)
+    out = np.empty_like(z)
+    small = np.abs(z) < 1e-2
+    zs = z[small]
+    z2 = zs * zs
+    out[small] = 1.0 - 0.5 * zs + z2 / 12.0 - z2 * z2 / 720.0 + z2 * z2 * z2 / 30240.0
+    zl = z[~small]
+    with np.errstate(over="ignore"):
+        out[~small] = zl / np.expm1(zl)
+    return out
+
+
+def _side_kind(b):
+    kind = b.kind
+    if kind in ("none", "noflux") or (kind == "neumann" and b.value == 0.0):
+        return NOFLUX
+    if kind == "periodic":
+        return PERIODIC
+    if kind == "dirichlet" and b.value == 0.0:
+        return ABSORBING
+    raise CaseError(f"the Fokker-Planck model takes noflux, periodic or dirichlet (value 0, absorbing) "
+                    f"boundaries, got {kind} with value {b.value:g}", key="mesh.boundary")
+
+
+def face_coordinates(mesh, d):
+    """Coordinates of the face centres normal to dimension d, shape cells with cells[d] + 1."""
+    axes = list(mesh.axes)
+    axes[d] = mesh.faces[d]
+    return tuple(np.meshgrid(*axes, indexing="ij"))
+
+
+def _pad3(a):
+    """View of a 1-3-D array as 3-D with leading unit axes (the last axis stays the
+    contiguous inner loop of the kernels)."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.ascontiguousarray(a.reshape((1,) * (3 - a.ndim) + a.shape))
+
+
+# ---------------------------------------------------------------------------
+# numba kernels (arrays padded to 3-D; unused dimensions have active = 0)
+@numba.njit(cache=True, inline="always")
+def _nb(i, n, per):
+    """Index of the lower/upper neighbour along an axis and its weight (0 for a zero ghost)."""
+    if i >= 0 and i < n:
+        return i, 1.0
+    if per:
+        return i % n, 1.0
+    return 0, 0.0
+
+
+@numba.njit(cache=True)
+def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, euler):
+    """out = A rho (euler = False) or out = rho + dt A rho (euler = True), one fused pass.
+
+    The neighbours along axes 0 and 1 are resolved once per row; the inner loop over the
+    interior of the contiguous axis 2 has no boundary branches, its two end cells are done
+    by the general loop below it."""
+    n0, n1, n2 = rho.shape
+    h0, h1, h2 = inv_h[0], inv_h[1], inv_h[2]
+    a0, a1, a2 = active[0] != 0, active[1] != 0, active[2] != 0
+    for i in range(n0):
+        im, wim = _nb(i - 1, n0, periodic[0])
+        ip, wip = _nb(i + 1, n0, periodic[0])
+        for j in range(n1):
+            jm, wjm = _nb(j - 1, n1, periodic[1])
+            jp, wjp = _nb(j + 1, n1, periodic[1])
+            for k in range(1, n2 - 1):
+                r = rho[i, j, k]
+                acc = 0.0
+                if a0:
+                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
+                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                if a1:
+                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
+                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
+                acc += h2 * ((cL2[i, j, k] * rho[i, j, k - 1] - cR2[i, j, k] * r)
+                             - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * rho[i, j, k + 1]))
+                if has_keep:
+                    acc *= keep[i, j, k]
+                out[i, j, k] = r + dt * acc if euler else acc
+            for e in range(2 if n2 > 1 else 1):
+                k = 0 if e == 0 else n2 - 1
+                km, wkm = _nb(k - 1, n2, periodic[2])
+                kp, wkp = _nb(k + 1, n2, periodic[2])
+                r = rho[i, j, k]
+                acc = 0.0
+                if a0:
+                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
+                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                if a1:
+                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
+                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
+                if a2:
+                    acc += h2 * ((cL2[i, j, k] * (wkm * rho[i, j, km]) - cR2[i, j, k] * r)
+                                 - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * (wkp * rho[i, j, kp])))
+                if has_keep:
+                    acc *= keep[i, j, k]
+                out[i, j, k] = r + dt * acc if euler else acc
+
+
+@numba.njit(cache=True)
+def _fp_euler_steps(rho, tmp, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep,
+                    dt, nsteps):
+    """nsteps forward-Euler steps rho <- rho + dt A rho; returns the array holding the result."""
+    a, b = rho, tmp
+    for _ in range(nsteps):
+        _fp_apply(a, b, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, True)
+        a, b = b, a
+    return a
+
+
+class FokkerPlanckOperator:
+    """The finite-volume generator of rho_t = div(rho grad f) + div(D grad rho) - div(b rho).
+
+    Parameters
+    ----------
+    mesh : pdenet.mesh.Mesh (its boundary conditions are used)
+    potential : array of cell-centre values of f, a callable f(*coords), or None
+    drift : None, or a sequence of ndim callables b_d(*coords) (evaluated at the
+        face centres normal to d) or face-shaped arrays: a drift velocity added to -grad f
+    diffusion : a positive number (isotropic), a sequence of ndim numbers (diagonal),
+        an ndim x ndim symmetric positive-definite matrix (constant tensor), or a
+        sequence of ndim callables/face-shaped arrays (diagonal field D_d(x) at faces)
+    absorbing : optional boolean mask of cells held at rho = 0
+    """
+
+    def __init__(self, mesh, potential=None, drift=None, diffusion=1.0, absorbing=None):
+        self.mesh = mesh
+        nd = mesh.ndim
+        self.ndim = nd
+        self.kinds = tuple(tuple(_side_kind(b) for b in pair) for pair in mesh.boundary)
+        self.periodic = tuple(k[0] == PERIODIC for k in self.kinds)
+        if potential is not None and callable(potential):
+            potential = potential(*mesh.centres())
+        self.potential = None if potential is None else np.broadcast_to(
+            np.asarray(potential, dtype=float), mesh.cells).copy()
+        self.drift = drift
+        self.tensor = None
+        self.diag_field = None
+        D = diffusion
+        if callable(D) or (isinstance(D, (list, tuple)) and len(D) == nd and not _is_matrix(D, nd)
+                           and any(callable(x) or np.ndim(x) == nd for x in D)):
+            items = [D] * nd if callable(D) else list(D)
+            self.diag_field = [self._face_values(x, d) for d, x in enumerate(items)]
+            self.D_diag = None
+        elif _is_matrix(D, nd):
+            M = np.asarray(D, dtype=float)
+            if not np.allclose(M, M.T):
+                raise CaseError("the diffusion tensor must be symmetric", key="model.diffusion")
+            if np.any(np.linalg.eigvalsh(M) <= 0):
+                raise CaseError("the diffusion tensor must be positive definite", key="model.diffusion")
+            self.tensor = M
+            self.D_diag = np.diag(M).copy()
+        else:
+            d = np.asarray(D, dtype=float)
+            self.D_diag = np.full(nd, float(d)) if d.ndim == 0 else d.copy()
+            if self.D_diag.shape != (nd,):
+                raise CaseError(f"give one diffusion coefficient or {nd}", key="model.diffusion")
+            if np.any(self.D_diag <= 0):
+                raise CaseError("diffusion coefficients must be positive", key="model.diffusion")
+        if absorbing is not None:
+            absorbing = np.broadcast_to(np.asarray(absorbing, dtype=bool), mesh.cells)
+            if not absorbing.any():
+                absorbing = None
+        self.absorbing = absorbing
+        self._coefficients()
+
+    # -- construction -------------------------------------------------------
+    def _face_values(self, x, d):
+        shape = list(self.mesh.cells)
+        shape[d] += 1
+        if callable(x):
+            x = x(*face_coordinates(self.mesh, d))
+        return np.broadcast_to(np.asarray(x, dtype=float), tuple(shape)).copy()
+
+    @property
+    def has_cross_terms(self):
+        return self.tensor is not None and np.any(self.tensor - np.diag(np.diag(self.tensor)) != 0)
+
+    @property
+    def is_gradient(self):
+        """Gradient drift with a scalar constant D: the Gibbs density is the steady state."""
+        return (self.potential is not None and self.drift is None and self.diag_field is None
+                and not self.has_cross_terms and np.all(self.D_diag == self.D_diag[0]))
+
+    def _coefficients(self):
+        mesh, nd = self.mesh, self.ndim
+        self.cL, self.cR = [], []
+        for d in range(nd):
+            n, h = mesh.cells[d], mesh.spacing[d]
+            shape = list(mesh.cells)
+            shape[d] += 1
+            shape = tuple(shape)
+            # face velocity v*h (per face distance) and face diffusion
+            vh = np.zeros(shape)
+            dist = np.full(shape, h)
+            low, high = self.kinds[d]
+            sl = [slice(None)] * nd
+
+            def at(i):
+                s = list(sl)
+                s[d] = i
+                return tuple(s)
+            if self.potential is not None:
+                f = self.potential
+                df = np.diff(f, axis=d)
+                vh[at(slice(1, n))] = -df
+                if self.periodic[d]:
+                    wrap = -(f[at(slice(0, 1))] - f[at(slice(n - 1, n))])
+                    vh[at(slice(0, 1))] = wrap
+                    vh[at(slice(n, n + 1))] = wrap
+                elif n > 1:
+                    # absorbing faces: one-sided gradient over half a cell
+                    vh[at(slice(0, 1))] = -0.5 * (f[at(slice(1, 2))] - f[at(slice(0, 1))])
+                    vh[at(slice(n, n + 1))] = -0.5 * (f[at(slice(n - 1, n))] - f[at(slice(n - 2, n - 1))])
+            if not self.periodic[d]:
+                dist[at(slice(0, 1))] = 0.5 * h
+                dist[at(slice(n, n + 1))] = 0.5 * h
+            if self.drift is not None:
+                b = self._face_values(self.drift[d], d)
+                vh = vh + b * dist
+            Df = self.diag_field[d] if self.diag_field is not None else np.full(shape, self.D_diag[d])
+            if np.any(Df <= 0):
+                raise CaseError("the diffusion coefficient must be positive on every face",
+                                key="model.diffusion")
+            z = vh / Df
+            cL = Df / dist * bernoulli(-z)
+            cR = Df / dist * bernoulli(z)
+            if not self.periodic[d]:
+                for side, kind in ((0, low), (n, high)):
+                    if kind == NOFLUX:
+                        cL[at(slice(side, side + 1))] = 0.0
+                        cR[at(slice(side, side + 1))] = 0.0
+            self.cL.append(cL)
+            self.cR.append(cR)
+        # padded copies for the kernels
+        # kernel axis a holds mesh dimension d = a - (3 - ndim) (leading unit axes)
+        empty = np.zeros((1, 1, 1))
+        self._k = []
+        dims = [a - (3 - nd) for a in range(3)]
+        for d in dims:
+            if d >= 0:
+                self._k += [_pad3(self.cL[d]), _pad3(self.cR[d])]
+            else:
+                self._k += [empty, empty]
+        self._inv_h = np.array([1.0 / mesh.spacing[d] if d >= 0 else 1.0 for d in dims])
+        self._active = np.array([1 if (d >= 0 and (mesh.cells[d] > 1 or self.periodic[d])) else 0
+                                 for d in dims], dtype=np.int64)
+        self._per = np.array([int(d >= 0 and self.periodic[d]) for d in dims], dtype=np.int64)
+        self._keep = _pad3(~self.absorbing) if self.absorbing is not None else np.ones((1, 1, 1))
+
+    # -- the generator ------------------------------------------------------
+    def matrix(self):
+        """The generator A (CSR, N x N on C-ordered cells): rho' = A rho."""
+        mesh, nd = self.mesh, self.ndim
+        N = mesh.size
+        idx = np.arange(N).reshape(mesh.cells)
+        rows, cols, vals = [], [], []
+
+        def add(r, c, v):
+            rows.append(np.ravel(r))
+            cols.append(np.ravel(c))
+            vals.append(np.ravel(v))
+        for d in range(nd):
+            n, ih = mesh.cells[d], 1.0 / mesh.spacing[d]
+            cL, cR = self.cL[d], self.cR[d]
+            take = lambda a, i: np.take(a, i, axis=d)  # noqa: E731
+            # interior faces 1..n-1 between cells k-1 and k
+            if n > 1:
+                L, R = take(idx, np.arange(0, n - 1)), take(idx, np.arange(1, n))
+                a, b = take(cL, np.arange(1, n)) * ih, take(cR, np.arange(1, n)) * ih
+                add(L, L, -a); add(L, R, b); add(R, L, a); add(R, R, -b)  # noqa: E702
+            if self.periodic[d]:
+                L, R = take(idx, [n - 1]), take(idx, [0])
+                a, b = take(cL, [0]) * ih, take(cR, [0]) * ih
+                add(L, L, -a); add(L, R, b); add(R, L, a); add(R, R, -b)  # noqa: E702
+            else:
+                first, last = take(idx, [0]), take(idx, [n - 1])
+                add(first, first, -take(cR, [0]) * ih)     # J_low = -cR rho_0 (outflow counts)
+                add(last, last, -take(cL, [n]) * ih)       # J_high = cL rho_{n-1}
+        if self.has_cross_terms:
+            self._cross(idx, add)
+        A = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(N, N)).tocsr()
+        A.sum_duplicates()
+        if self.absorbing is not None:
+            keep = (~self.absorbing).ravel().astype(float)
+            Dk = sp.diags(keep)
+            A = (Dk @ A @ Dk).tocsr()
+        A.eliminate_zeros()
+        return A
+
+    def _neighbour(self, idx, e, shift):
+        """Index of the neighbour along e (shift +-1) and its weight (1, 0 for a zero ghost,
+        or the cell itself for a no-flux ghost)."""
+        n = self.mesh.cells[e]
+        k = np.arange(n) + shift
+        if self.periodic[e]:
+            k = k % n
+            return np.take(idx, k, axis=e), np.ones(n)
+        kind = self.kinds[e][0 if shift < 0 else 1]
+        w = np.ones(n)
+        out = np.clip(k, 0, n - 1)
+        edge = (k < 0) | (k >= n)
+        if kind == ABSORBING:
+            w[edge] = 0.0
+        return np.take(idx, out, axis=e), w
+
+    def _cross(self, idx, add):
+        """-D_de (d_e rho) at the interior (and periodic) faces normal to d."""
+        mesh, nd = self.mesh, self.ndim
+        for d in range(nd):
+            n, ihd = mesh.cells[d], 1.0 / mesh.spacing[d]
+            for e in range(nd):
+                if e == d or self.tensor[d, e] == 0.0:
+                    continue
+                coef = -self.tensor[d, e] / (4.0 * mesh.spacing[e])
+                plus, wp = self._neighbour(idx, e, +1)
+                minus, wm = self._neighbour(idx, e, -1)
+                shape_e = [1] * nd
+                shape_e[e] = -1
+                wp, wm = wp.reshape(shape_e), wm.reshape(shape_e)
+                pairs = [(np.arange(0, n - 1), np.arange(1, n))] if n > 1 else []
+                if self.periodic[d]:
+                    pairs.append((np.array([n - 1]), np.array([0])))
+                for li, ri in pairs:
+                    L, R = np.take(idx, li, axis=d), np.take(idx, ri, axis=d)
+                    # J = coef * (rho_L+ - rho_L- + rho_R+ - rho_R-), leaving L, entering R
+                    terms = []
+                    for cells_sel in (li, ri):
+                        terms.append((np.take(plus, cells_sel, axis=d), np.broadcast_to(wp, L.shape)))
+                        terms.append((np.take(minus, cells_sel, axis=d), -np.broadcast_to(wm, L.shape)))
+                    for col, w in terms:
+                        add(L, col, -coef * w * ihd)
+                        add(R, col, coef * w * ihd)
+
+    def apply(self, rho, out=None):
+        """A rho with the numba kernel (the sparse matrix when there are cross terms)."""
+        rho = np.asarray(rho, dtype=float)
+        if self.has_cross_terms:
+            return (self.matrix() @ rho.ravel()).reshape(self.mesh.cells)
+        r3 = _pad3(rho)
+        o3 = np.empty_like(r3)
+        _fp_apply(r3, o3, *self._k, self._inv_h, self._active, self._per, self._keep,
+                  self.absorbing is not None, 0.0, False)
+        res = o3.reshape(self.mesh.cells)
+        if out is not None:
+            out[...] = res
+            return out
+        return res
+
+    def explicit_steps(self, rho, dt, nsteps):
+        """nsteps forward-Euler steps with the numba kernel (no cross terms)."""
+        if self.has_cross_terms:
+            raise ValueError("explicit_steps: use the sparse matrix for a full diffusion tensor")
+        r3 = _pad3(rho).copy()
+        tmp = np.empty_like(r3)
+        res = _fp_euler_steps(r3, tmp, *self._k, self._inv_h, self._active, self._per, self._keep,
+                              self.absorbing is not None, float(dt), int(nsteps))
+        return res.reshape(self.mesh.cells).copy()
+
+    def max_stable_dt(self):
+        """Largest forward-Euler step keeping rho >= 0 (1 / max |A_ii|) and, with cross terms,
+        within the Gershgorin bound 2 / max_j sum_i |A_ij|."""
+        A = self.matrix()
+        diag = np.abs(A.diagonal()).max()
+        dt = 1.0 / diag if diag > 0 else np.inf
+        if self.has_cross_terms:
+            col = np.asarray(abs(A).sum(axis=0)).max()
+            dt = min(dt, 2.0 / col)
+        return float(dt)
+
+    # -- derived quantities -------------------------------------------------
+    def face_fluxes(self, rho):
+        """Face fluxes per dimension (face-shaped arrays), cross terms included."""
+        rho = np.asarray(rho, dtype=float).reshape(self.mesh.cells)
+        out = []
+        for d in range(self.ndim):
+            n = self.mesh.cells[d]
+            pad = [(0, 0)] * self.ndim
+            pad[d] = (1, 1)
+            if self.periodic[d]:
+                ext = np.concatenate([np.take(rho, [n - 1], axis=d), rho, np.take(rho, [0], axis=d)], axis=d)
+            else:
+                ext = np.pad(rho, pad)
+            left = np.take(ext, np.arange(0, n + 1), axis=d)
+            right = np.take(ext, np.arange(1, n + 2), axis=d)
+            out.append(self.cL[d] * left - self.cR[d] * right)
+        if self.has_cross_terms:
+            idx = np.arange(self.mesh.size).reshape(self.mesh.cells)
+            flat = rho.ravel()
+            for d in range(self.ndim):
+                n = self.mesh.cells[d]
+                for e in range(self.ndim):
+                    if e == d or self.tensor[d, e] == 0.0:
+                        continue
+                    plus, wp = self._neighbour(idx, e, +1)
+                    minus, wm = self._neighbour(idx, e, -1)
+                    shape_e = [1] * self.ndim
+                    shape_e[e] = -1
+                    grad = (flat[plus] * wp.reshape(shape_e) - flat[minus] * wm.reshape(shape_e)) \
+                        / (2.0 * self.mesh.spacing[e])
+                    gface = np.zeros_like(out[d])
+                    s = [slice(None)] * self.ndim
+                    s[d] = slice(1, n)
+                    gface[tuple(s)] = 0.5 * (np.take(grad, np.arange(0, n - 1), axis=d)
+                                             + np.take(grad, np.arange(1, n), axis=d))
+                    if self.periodic[d]:
+                        w = 0.5 * (np.take(grad, [n - 1], axis=d) + np.take(grad, [0], axis=d))
+                        s[d] = slice(0, 1)
+                        gface[tuple(s)] = w
+                        s[d] = slice(n, n + 1)
+                        gface[tuple(s)] = w
+                    out[d] = out[d] - self.tensor[d, e] * gface
+        return out
+
+    def current(self, rho):
+        """Probability current at the cell centres: (ndim, *cells), the mean of the two faces."""
+        J = self.face_fluxes(rho)
+        comps = []
+        for d, Jd in enumerate(J):
+            n = self.mesh.cells[d]
+            comps.append(0.5 * (np.take(Jd, np.arange(0, n), axis=d) + np.take(Jd, np.arange(1, n + 1), axis=d)))
+        return np.stack(comps)
+
+    def gibbs(self, D=None):
+        """Discrete Gibbs density exp(-f/D) normalised to mass 1 (gradient drift, scalar D)."""
+        if self.potential is None:
+            raise ValueError("no potential")
+        D = float(self.D_diag[0]) if D is None else D
+        g = np.exp(-(self.potential - self.potential.min()) / D)
+        if self.absorbing is not None:
+            g[self.absorbing] = 0.0
+        return g / self.mesh.integrate(g)
+
+
+def _is_matrix(D, nd):
+    try:
+        a = np.asarray(D, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return a.ndim == 2 and a.shape == (nd, nd) and nd > 1
