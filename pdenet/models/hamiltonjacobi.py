@@ -13,6 +13,7 @@ from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
 from ..hj import exact as hjexact
 from ..hj import particles as P
+from ..hj import plots as _plots  # noqa: F401  (registers the plotters)
 from ..hj.common import TIME_SCHEMA, Landscape, check_mesh, interpolate, resolve_nu, second_difference_max
 from ..hj.scheme import HJScheme
 from . import register
