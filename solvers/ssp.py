@@ -21,11 +21,22 @@ from .errors import NumericalError
 
 
 def ssp_rk3_step(rhs, u, t, dt):
-    """One SSP-RK3 step: u1 = u + dt L(u); u2 = 3/4 u + 1/4 (u1 + dt L(u1));
+    """One SSP-RK3 step (``rhs`` returns a new array on each call; it is updated in place): u1 = u + dt L(u); u2 = 3/4 u + 1/4 (u1 + dt L(u1));
     u_new = 1/3 u + 2/3 (u2 + dt L(u2))."""
-    u1 = u + dt * rhs(u, t)
-    u2 = 0.75 * u + 0.25 * (u1 + dt * rhs(u1, t + dt))
-    return u / 3.0 + (2.0 / 3.0) * (u2 + dt * rhs(u2, t + 0.5 * dt))
+    # in-place updates of the stage arrays (rhs must return a fresh array from the 2nd call on)
+    u1 = dt * rhs(u, t)
+    u1 += u
+    u2 = rhs(u1, t + dt)
+    u2 *= dt
+    u2 += u1
+    u2 *= 0.25
+    u2 += 0.75 * u
+    out = rhs(u2, t + 0.5 * dt)
+    out *= dt
+    out += u2
+    out *= 2.0 / 3.0
+    out += u / 3.0
+    return out
 
 
 def forward_euler_step(rhs, u, t, dt):

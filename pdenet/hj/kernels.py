@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _ghost(line_a, j, n, b, periodic):
     """u at index j (possibly outside 0..n-1) of the line u3[a, :, b] (``line_a`` = u3[a])."""
     if 0 <= j < n:
@@ -42,7 +42,7 @@ def _ghost(line_a, j, n, b, periodic):
     return 0.5 * (k + 1) * (k + 2) * u0 - k * (k + 2) * u1 + 0.5 * k * (k + 1) * u2
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _weno5(v1, v2, v3, v4, v5):
     phi1 = v1 / 3.0 - 7.0 * v2 / 6.0 + 11.0 * v3 / 6.0
     phi2 = -v2 / 6.0 + 5.0 * v3 / 6.0 + v4 / 3.0
@@ -58,91 +58,115 @@ def _weno5(v1, v2, v3, v4, v5):
     return (a1 * phi1 + a2 * phi2 + a3 * phi3) / (a1 + a2 + a3)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _point(um3, um2, um1, u0, up1, up2, up3, ih, order, lap_order):
+    """(D-u, D+u, second difference) at one point from its 7-point stencil."""
+    if order == 1:
+        dmv = (u0 - um1) * ih
+        dpv = (up1 - u0) * ih
+    else:
+        d1 = (um2 - um3) * ih
+        d2 = (um1 - um2) * ih
+        d3 = (u0 - um1) * ih
+        d4 = (up1 - u0) * ih
+        d5 = (up2 - up1) * ih
+        d6 = (up3 - up2) * ih
+        dmv = _weno5(d1, d2, d3, d4, d5)
+        dpv = _weno5(d6, d5, d4, d3, d2)
+    ih2 = ih * ih
+    if lap_order == 2:
+        lv = (um1 - 2.0 * u0 + up1) * ih2
+    elif lap_order == 4:
+        lv = (-um2 + 16.0 * um1 - 30.0 * u0 + 16.0 * up1 - up2) * (ih2 / 12.0)
+    else:
+        lv = 0.0
+    return dmv, dpv, lv
+
+
+@numba.njit(cache=True, error_model="numpy")
 def axis_derivatives(u3, h, order, periodic, lap_order, dm3, dp3, lap3):
     """One-sided derivatives along the middle axis of ``u3`` (A, n, B) into ``dm3``/``dp3``;
-    the second difference along it is *added* to ``lap3`` (skipped when ``lap_order`` is 0)."""
+    the second difference along it is *added* to ``lap3`` (skipped when ``lap_order`` is 0).
+
+    The interior (3 <= i < n - 3) runs without boundary branches, with the contiguous index
+    innermost (b when B > 1, i when B == 1) so that the compiler can vectorise it."""
     A, n, B = u3.shape
     ih = 1.0 / h
-    ih2 = ih * ih
+    # B == 1: 2-D C-contiguous views, so that the inner index i has a known unit stride
+    u2 = u3.reshape(A, n * B)
+    dm2 = dm3.reshape(A, n * B)
+    dp2 = dp3.reshape(A, n * B)
+    lap2 = lap3.reshape(A, n * B)
     for a in range(A):
         line = u3[a]
+        if B == 1:
+            r = u2[a]
+            rm = dm2[a]
+            rp = dp2[a]
+            rl = lap2[a]
+            for i in range(3, n - 3):
+                dmv, dpv, lv = _point(r[i - 3], r[i - 2], r[i - 1], r[i], r[i + 1], r[i + 2], r[i + 3],
+                                      ih, order, lap_order)
+                rm[i] = dmv
+                rp[i] = dpv
+                rl[i] += lv
+        else:
+            for i in range(3, n - 3):
+                for b in range(B):
+                    dmv, dpv, lv = _point(line[i - 3, b], line[i - 2, b], line[i - 1, b], line[i, b],
+                                          line[i + 1, b], line[i + 2, b], line[i + 3, b], ih, order, lap_order)
+                    dm3[a, i, b] = dmv
+                    dp3[a, i, b] = dpv
+                    lap3[a, i, b] += lv
         for i in range(n):
-            inner = 3 <= i <= n - 4
+            if 3 <= i < n - 3:
+                continue
             for b in range(B):
-                if inner:
-                    um3 = line[i - 3, b]
-                    um2 = line[i - 2, b]
-                    um1 = line[i - 1, b]
-                    u0 = line[i, b]
-                    up1 = line[i + 1, b]
-                    up2 = line[i + 2, b]
-                    up3 = line[i + 3, b]
-                else:
-                    um3 = _ghost(line, i - 3, n, b, periodic)
-                    um2 = _ghost(line, i - 2, n, b, periodic)
-                    um1 = _ghost(line, i - 1, n, b, periodic)
-                    u0 = line[i, b]
-                    up1 = _ghost(line, i + 1, n, b, periodic)
-                    up2 = _ghost(line, i + 2, n, b, periodic)
-                    up3 = _ghost(line, i + 3, n, b, periodic)
-                if order == 1:
-                    dm3[a, i, b] = (u0 - um1) * ih
-                    dp3[a, i, b] = (up1 - u0) * ih
-                else:
-                    d1 = (um2 - um3) * ih
-                    d2 = (um1 - um2) * ih
-                    d3 = (u0 - um1) * ih
-                    d4 = (up1 - u0) * ih
-                    d5 = (up2 - up1) * ih
-                    d6 = (up3 - up2) * ih
-                    dm3[a, i, b] = _weno5(d1, d2, d3, d4, d5)
-                    dp3[a, i, b] = _weno5(d6, d5, d4, d3, d2)
-                if lap_order == 2:
-                    lap3[a, i, b] += (um1 - 2.0 * u0 + up1) * ih2
-                elif lap_order == 4:
-                    lap3[a, i, b] += (-um2 + 16.0 * um1 - 30.0 * u0 + 16.0 * up1 - up2) * (ih2 / 12.0)
+                dmv, dpv, lv = _point(_ghost(line, i - 3, n, b, periodic), _ghost(line, i - 2, n, b, periodic),
+                                      _ghost(line, i - 1, n, b, periodic), line[i, b],
+                                      _ghost(line, i + 1, n, b, periodic), _ghost(line, i + 2, n, b, periodic),
+                                      _ghost(line, i + 3, n, b, periodic), ih, order, lap_order)
+                dm3[a, i, b] = dmv
+                dp3[a, i, b] = dpv
+                lap3[a, i, b] += lv
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def godunov_quadratic(dm, dp, a, drift, has_drift, out, speed):
     """Godunov numerical Hamiltonian of the separable convex H(x, p) = sum_d a/2 p_d^2 + b_d(x) p_d.
 
     ``dm``, ``dp``: (ndim, N) one-sided derivatives; ``drift``: (ndim, N) b (ignored unless
     ``has_drift``). Per dimension: the minimum of h over [p-, p+] when p- <= p+, else the maximum
     over [p+, p-] (exact for separable H). ``out`` (N) receives H-hat; ``speed`` (ndim) the
-    maximum of |dh/dp| = |a p + b| over the gradient range (for the CFL bound)."""
+    maximum of |dh/dp| = |a p + b| over the gradient range (for the CFL bound). Written with
+    min/max selects (no data-dependent branches) so that the loop vectorises."""
     ndim, N = dm.shape
+    inv_a = 1.0 / a if a > 0.0 else 0.0
     for d in range(ndim):
-        speed[d] = 0.0
-    for k in range(N):
-        total = 0.0
-        for d in range(ndim):
+        smax = 0.0
+        for k in range(N):
             pm = dm[d, k]
             pp = dp[d, k]
             b = drift[d, k] if has_drift else 0.0
             hm = 0.5 * a * pm * pm + b * pm
             hp = 0.5 * a * pp * pp + b * pp
-            if pm <= pp:
-                if a > 0.0:
-                    ps = -b / a
-                    if ps < pm:
-                        ps = pm
-                    elif ps > pp:
-                        ps = pp
-                    val = 0.5 * a * ps * ps + b * ps
-                else:
-                    val = hm if hm < hp else hp
+            lo = min(pm, pp)
+            hi = max(pm, pp)
+            if a > 0.0:
+                ps = min(max(-b * inv_a, lo), hi)
+                hmin = 0.5 * a * ps * ps + b * ps
             else:
-                val = hm if hm > hp else hp
-            total += val
-            s = max(abs(a * pm + b), abs(a * pp + b))
-            if s > speed[d]:
-                speed[d] = s
-        out[k] = total
+                hmin = min(hm, hp)
+            val = hmin if pm <= pp else max(hm, hp)
+            if d == 0:
+                out[k] = val
+            else:
+                out[k] += val
+            smax = max(smax, max(abs(a * pm + b), abs(a * pp + b)))
+        speed[d] = smax
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def llf_quadratic(dm, dp, a, drift, has_drift, out, speed):
     """Local Lax-Friedrichs numerical Hamiltonian of H = sum_d a/2 p_d^2 + b_d p_d:
     H((p- + p+)/2) - sum_d alpha_d (p+ - p-)/2 with alpha_d = max |a p + b| over [p-, p+]
@@ -164,7 +188,7 @@ def llf_quadratic(dm, dp, a, drift, has_drift, out, speed):
         out[k] = total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def axpy_rhs(hhat, lap, nu, out):
     """out = -hhat + nu * lap (the right-hand side of u_t + H = nu Lap u)."""
     for k in range(out.size):

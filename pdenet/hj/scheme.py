@@ -81,6 +81,7 @@ class HJScheme:
         self._cache = None
         self._lu = {}
         self.evaluations = 0
+        self.transpose_last = True
         # the explicit part carries the diffusion unless it is treated implicitly
         self.nu_explicit = 0.0 if stepper == "imex" else self.nu
 
@@ -93,10 +94,32 @@ class HJScheme:
             self.lap.fill(0.0)
         lap = self.lap.reshape(self.shape)
         for d in range(self.ndim):
+            if d == self.ndim - 1 and self.ndim > 1 and self.transpose_last:
+                # the last axis is contiguous: its stencil loop does not vectorise, so work on the
+                # transposed (n_last, rest) copy, where the rest is the vectorised inner index
+                self._last_axis(u, lap_order)
+                continue
             K.axis_derivatives(K.as3(u, d), self.h[d], self.order, self.periodic[d], lap_order,
                                K.as3(self.dm[d].reshape(self.shape), d),
                                K.as3(self.dp[d].reshape(self.shape), d), K.as3(lap, d))
         return self.dm, self.dp, self.lap
+
+    def _last_axis(self, u, lap_order):
+        d = self.ndim - 1
+        n = self.shape[d]
+        rest = self.N // n
+        if not hasattr(self, "_tbuf"):
+            self._tbuf = [np.empty((n, rest)) for _ in range(4)]
+        ut, dmt, dpt, lapt = self._tbuf
+        np.copyto(ut, u.reshape(rest, n).T)
+        lapt.fill(0.0)
+        K.axis_derivatives(ut.reshape(1, n, rest), self.h[d], self.order, self.periodic[d], lap_order,
+                           dmt.reshape(1, n, rest), dpt.reshape(1, n, rest), lapt.reshape(1, n, rest))
+        np.copyto(self.dm[d].reshape(rest, n), dmt.T)
+        np.copyto(self.dp[d].reshape(rest, n), dpt.T)
+        if lap_order:
+            lap = self.lap.reshape(rest, n)
+            lap += lapt.T
 
     def numerical_hamiltonian(self):
         """H_hat from the current self.dm/self.dp (also sets self.speed)."""
