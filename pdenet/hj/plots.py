@@ -19,13 +19,27 @@ def plot_hj(result, path, field=None, sample=0, diagnostics=True):
     T = result.time[-1]
     paths = {k[len("particles_"):-len("_path")]: v for k, v in result.analysis.items()
              if k.startswith("particles_") and k.endswith("_path")}
-    ncols = 2 if diagnostics and "d2u_max" in result.diagnostics else 1
+    homog = "homogenisation_points" in result.analysis
+    ncols = (2 if diagnostics and "d2u_max" in result.diagnostics else 1) + homog
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4.6), squeeze=False)
     ax = axes[0, 0]
     ax.plot(x, result.fields["u"][0], color="k", lw=1.2, label=LABELS["f"])
     for name in ("u", "u_inviscid", "v_heat"):
         if name in result.fields:
             ax.plot(x, result.fields[name][-1], color=COLOURS[name], lw=1.5, label=LABELS[name])
+    if "u_exact_final" in result.analysis:
+        ax.plot(x, result.analysis["u_exact_final"], "k:", lw=1.5,
+                label="exact solution at T ([exact] u)")
+    if homog:
+        ax2 = axes[0, -1]
+        an = result.analysis
+        ax2.plot(x, result.fields["grad_u"][-1, 0], "tab:red", label="grad u(x, gamma) (PDE)")
+        pts = an["homogenisation_points"][:, 0]
+        ax2.errorbar(pts, an["homogenisation_entropy_sgd"][:, 0], yerr=2 * an["homogenisation_stderr"][:, 0],
+                     fmt="o", color="k", capsize=3, label="Entropy-SGD (x - <y>)/gamma, 2 s.e.")
+        ax2.set_xlabel("x")
+        ax2.set_title("homogenisation of Entropy-SGD", fontsize=10)
+        ax2.legend(fontsize=8)
     ax.set_xlabel("x")
     ax.set_title(f"{result.attrs.get('case_name', '')}: smoothing at T = gamma = {T:g}, "
                  f"nu = {result.attrs.get('nu', 0):g}", fontsize=10)
@@ -39,7 +53,7 @@ def plot_hj(result, path, field=None, sample=0, diagnostics=True):
         tw.set_ylabel("density of final iterates")
         tw.legend(fontsize=7, loc="upper right")
     ax.legend(fontsize=8, loc="upper left")
-    if ncols == 2:
+    if diagnostics and "d2u_max" in result.diagnostics:
         ax = axes[0, 1]
         t = result.time
         ax.semilogy(t, result.diagnostics["d2u_max"], "o-", label="max second difference of u")

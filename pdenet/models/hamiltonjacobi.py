@@ -251,6 +251,9 @@ class HamiltonJacobiModel(Model):
 
         u, steps = self._solve(self.scheme, "u", on_save, progress, dt_fixed)
         self.u_final = u
+        if "u" in exact:
+            sink.write("analysis", "u_exact_final", self.exact_fields(self.t_end)["u"],
+                       {"meaning": f"[exact] u = {exact['u']} at t_end (for plots)"})
         summary = {"steps": steps, "rhs_evaluations": self.scheme.evaluations, **{f"final_{k}": v for k, v in diag.items()}}
 
         for name in self.compare:
