@@ -56,6 +56,10 @@ class HJBModel(Model):
         check_mesh(data)
         if data["time"]["t_end"] is None:
             raise CaseError("is required (the horizon T)", key="time.t_end")
+        for key in ("steps", "dt"):
+            if data["time"].get(key) is not None:
+                raise CaseError("hjb chooses its step from the CFL and diffusion limits (time.cfl); "
+                                "set model.particle_steps for the particles", key=f"time.{key}")
         return data
 
     def __init__(self, case):
