@@ -78,9 +78,10 @@ def cmd_run(args):
                           if k in result.attrs)
         print(f"wrote {result.path}  ({len(result.time)} saves)  {extra}")
     if args.verbose:
-        from .activations import compile_stats
+        from .activations import compile_stats, kernels
+        from .hj.kernels import dispatchers as hj_kernels
 
-        hits, compiled = compile_stats()
+        hits, compiled = compile_stats(kernels() + hj_kernels())
         print(f"wall time {time.perf_counter() - start:.3f} s; numba kernels: {hits} loaded from cache, "
               f"{compiled} compiled")
     return 0

@@ -202,3 +202,8 @@ def as3(arr, axis):
     B = int(np.prod(shape[axis + 1:], dtype=np.int64))
     return arr.reshape(A, shape[axis], B)
 
+
+
+def dispatchers():
+    """The numba dispatchers of this module (for compile/cache statistics)."""
+    return [axis_derivatives, godunov_quadratic, llf_quadratic, axpy_rhs]
