@@ -50,7 +50,7 @@ def cole_hopf(f, x, t, nu, period=None, spacing=None, chunk=256):
     s = 2.0 * nu * t
     sd = np.sqrt(s)
     L = (period[1] - period[0]) if period is not None else (np.ptp(x) or 1.0)
-    h = spacing or min(sd / 12.0, L / 8000.0)
+    h = spacing or min(sd / 12.0, L / 2000.0)
     y = _ygrid(x, 14.0 * sd, h)
     h = y[1] - y[0]
     g = -f(y) / (2.0 * nu)
@@ -72,7 +72,7 @@ def heat(f, x, t, nu, period=None, spacing=None, chunk=256):
     s = 2.0 * nu * t
     sd = np.sqrt(s)
     L = (period[1] - period[0]) if period is not None else (np.ptp(x) or 1.0)
-    h = spacing or min(sd / 12.0, L / 8000.0)
+    h = spacing or min(sd / 12.0, L / 2000.0)
     y = _ygrid(x, 14.0 * sd, h)
     h = y[1] - y[0]
     fy = f(y)

@@ -21,8 +21,9 @@ One-sided derivatives (``order`` 1 or 5):
 Second differences for the diffusion: 2nd-order (1, -2, 1)/h^2 or 4th-order
 (-1, 16, -30, 16, -1)/(12 h^2).
 """
+import math
+
 import numba
-import numpy as np
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -198,9 +199,7 @@ def axpy_rhs(hhat, lap, nu, out):
 def as3(arr, axis):
     """The (A, n, B) view of a C-contiguous array along ``axis``."""
     shape = arr.shape
-    A = int(np.prod(shape[:axis], dtype=np.int64))
-    B = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    return arr.reshape(A, shape[axis], B)
+    return arr.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
 
