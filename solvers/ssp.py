@@ -12,6 +12,8 @@ stiff linear operator, e.g. the Laplacian times the diffusion coefficient).
 * :func:`imex_euler_step` — forward Euler for the non-stiff part, backward
   Euler for the stiff linear part (first order, unconditionally stable for
   the stiff part; for large diffusion coefficients).
+* :func:`imex_ars222_step` — the second-order, L-stable IMEX Runge-Kutta
+  method ARS(2,2,2) (two implicit solves per step).
 * :func:`integrate` — steps from ``t0`` to ``t1`` with a step size chosen
   by ``dt_of(u, t)`` (CFL), landing exactly on requested output times.
 """
@@ -46,6 +48,27 @@ def forward_euler_step(rhs, u, t, dt):
 def imex_euler_step(rhs, solve, u, t, dt):
     """u_new = (I - dt A)^{-1} (u + dt rhs(u, t)): explicit non-stiff part, implicit stiff part."""
     return solve(u + dt * rhs(u, t), dt)
+
+
+ARS_GAMMA = 1.0 - 1.0 / 2.0 ** 0.5
+ARS_DELTA = 1.0 - 1.0 / (2.0 * ARS_GAMMA)
+
+
+def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt):
+    """One step of the L-stable, second-order IMEX Runge-Kutta method ARS(2,2,2) of Ascher,
+    Ruuth & Spiteri (1997), gamma = 1 - 1/sqrt(2), delta = 1 - 1/(2 gamma):
+
+        U2 = u + dt g E(u) + dt g I(U2)
+        U3 = u + dt [d E(u) + (1 - d) E(U2)] + dt [(1 - g) I(U2) + g I(U3)],  u_new = U3
+
+    (E = ``rhs`` the explicit part, I = A the stiff linear part; ``solve(b, c)`` returns z with
+    z - c A z = b, ``apply_implicit(z)`` returns A z). Stiffly accurate: u_new is the last stage."""
+    g, d = ARS_GAMMA, ARS_DELTA
+    e1 = rhs(u, t)
+    U2 = solve(u + (dt * g) * e1, dt * g)
+    e2 = rhs(U2, t + g * dt)
+    b = u + dt * (d * e1 + (1.0 - d) * e2) + (dt * (1.0 - g)) * apply_implicit(U2)
+    return solve(b, dt * g)
 
 
 def integrate(step, u, t0, t1, dt_of, on_step=None, max_steps=10_000_000):

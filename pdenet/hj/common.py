@@ -11,8 +11,9 @@ HJ_BOUNDARIES = ("periodic", "extrapolate", "none")
 TIME_SCHEMA = {
     "t_end": Key("float", None, "Final time T (give two of t_end, steps, dt).", positive=True),
     "stepper": Key("str", "ssp-rk3", "hamilton-jacobi/hjb: ssp-rk3 (explicit, CFL- and diffusion-limited "
-                   "step), euler, or imex (forward Euler for H, backward Euler for nu Lap u: for large "
-                   "nu).", choices=["ssp-rk3", "euler", "imex"]),
+                   "step), euler, imex (ARS(2,2,2): H explicit, nu Lap u implicit, second order; for "
+                   "large nu) or imex-euler (forward/backward Euler, first order).",
+                   choices=["ssp-rk3", "euler", "imex", "imex-euler"]),
     "cfl": Key("float", 0.5, "hamilton-jacobi/hjb: safety factor of the automatic step "
                "dt = cfl / (sum_d max|dH/dp_d|/h_d + nu sum_d kappa/h_d^2 / 2.5).", positive=True),
 }

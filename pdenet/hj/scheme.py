@@ -22,11 +22,11 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from solvers.ssp import forward_euler_step, imex_euler_step, ssp_rk3_step
+from solvers.ssp import forward_euler_step, imex_ars222_step, imex_euler_step, ssp_rk3_step
 
 from . import kernels as K
 
-STEPPERS = ("ssp-rk3", "euler", "imex")
+STEPPERS = ("ssp-rk3", "euler", "imex", "imex-euler")
 #: largest eigenvalue of -Lap_h times h^2 per dimension (2nd- and 4th-order stencils)
 _LAP_EIG = {2: 4.0, 4: 16.0 / 3.0}
 
@@ -46,7 +46,7 @@ class HJScheme:
     dissipation : None or callable P -> (ndim, N) bound of |dH/dp_d| (general H only)
     lap_order : 2 or 4 (default: 4 with WENO5, 2 with first order)
     cfl : safety factor of the step size
-    stepper : "ssp-rk3" | "euler" | "imex"
+    stepper : "ssp-rk3" | "euler" | "imex" (ARS(2,2,2)) | "imex-euler"
     """
 
     def __init__(self, mesh, nu=0.0, order=5, flux="godunov", a=1.0, drift=None, general=None,
@@ -83,7 +83,7 @@ class HJScheme:
         self.evaluations = 0
         self.transpose_last = True
         # the explicit part carries the diffusion unless it is treated implicitly
-        self.nu_explicit = 0.0 if stepper == "imex" else self.nu
+        self.nu_explicit = 0.0 if stepper.startswith("imex") else self.nu
 
     # -- spatial operator ---------------------------------------------------
     def derivatives(self, u, with_lap=True):
@@ -187,6 +187,8 @@ class HJScheme:
             out = ssp_rk3_step(self.rhs, u, t, dt)
         elif self.stepper == "euler":
             out = forward_euler_step(self.rhs, u, t, dt)
+        elif self.stepper == "imex":
+            out = imex_ars222_step(self.rhs, self.implicit_solve, self.apply_diffusion, u, t, dt)
         else:
             out = imex_euler_step(self.rhs, self.implicit_solve, u, t, dt)
         self._cache = None
@@ -219,7 +221,14 @@ class HJScheme:
             total = term if total is None else total + term
         return sp.csc_matrix(total)
 
+    def apply_diffusion(self, u):
+        """nu Lap_h u with the implicit part's matrix."""
+        if getattr(self, "_lapmat", None) is None:
+            self._lapmat = sp.csr_matrix(self.laplacian_matrix())
+        return (self.nu * (self._lapmat @ np.ascontiguousarray(u).ravel())).reshape(self.shape)
+
     def implicit_solve(self, rhs, dt):
+        """z with z - dt nu Lap_h z = rhs (sparse LU, cached per dt)."""
         key = float(dt)
         lu = self._lu.get(key)
         if lu is None:

@@ -129,7 +129,7 @@ class HamiltonJacobiModel(Model):
             general, dissipation = self._general()
             flux = "llf"
         stepper = c["time.stepper"]
-        if stepper == "imex" and nu == 0.0:
+        if stepper.startswith("imex") and nu == 0.0:
             stepper = "ssp-rk3"
         return HJScheme(mesh, nu=nu, order=c["model.order"], flux=flux, a=a, general=general,
                         dissipation=dissipation, cfl=c["time.cfl"], stepper=stepper)
