@@ -26,7 +26,10 @@ def plot_hj(result, path, field=None, sample=0, diagnostics=True):
     ax.plot(x, result.fields["u"][0], color="k", lw=1.2, label=LABELS["f"])
     for name in ("u", "u_inviscid", "v_heat"):
         if name in result.fields:
-            ax.plot(x, result.fields[name][-1], color=COLOURS[name], lw=1.5, label=LABELS[name])
+            label = LABELS[name]
+            if name == "u" and not result.attrs.get("nu", 1.0):
+                label = "inviscid HJ u(x, T)"
+            ax.plot(x, result.fields[name][-1], color=COLOURS[name], lw=1.5, label=label)
     if "u_exact_final" in result.analysis:
         ax.plot(x, result.analysis["u_exact_final"], "k:", lw=1.5,
                 label="exact solution at T ([exact] u)")
