@@ -95,8 +95,8 @@ class HJScheme:
         lap = self.lap.reshape(self.shape)
         for d in range(self.ndim):
             if d == self.ndim - 1 and self.ndim > 1 and self.transpose_last:
-                # the last axis is contiguous: its stencil loop does not vectorise, so work on the
-                # transposed (n_last, rest) copy, where the rest is the vectorised inner index
+                # the last axis is contiguous: its stencil loop does not vectorise, so it runs on
+                # transposed tiles (kernels.last_axis_derivatives)
                 self._last_axis(u, lap_order)
                 continue
             K.axis_derivatives(K.as3(u, d), self.h[d], self.order, self.periodic[d], lap_order,
@@ -108,18 +108,9 @@ class HJScheme:
         d = self.ndim - 1
         n = self.shape[d]
         rest = self.N // n
-        if not hasattr(self, "_tbuf"):
-            self._tbuf = [np.empty((n, rest)) for _ in range(4)]
-        ut, dmt, dpt, lapt = self._tbuf
-        np.copyto(ut, u.reshape(rest, n).T)
-        lapt.fill(0.0)
-        K.axis_derivatives(ut.reshape(1, n, rest), self.h[d], self.order, self.periodic[d], lap_order,
-                           dmt.reshape(1, n, rest), dpt.reshape(1, n, rest), lapt.reshape(1, n, rest))
-        np.copyto(self.dm[d].reshape(rest, n), dmt.T)
-        np.copyto(self.dp[d].reshape(rest, n), dpt.T)
-        if lap_order:
-            lap = self.lap.reshape(rest, n)
-            lap += lapt.T
+        K.last_axis_derivatives(u.reshape(rest, n), self.h[d], self.order, self.periodic[d], lap_order,
+                                self.dm[d].reshape(rest, n), self.dp[d].reshape(rest, n),
+                                self.lap.reshape(rest, n))
 
     def numerical_hamiltonian(self):
         """H_hat from the current self.dm/self.dp (also sets self.speed)."""
