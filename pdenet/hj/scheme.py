@@ -81,7 +81,6 @@ class HJScheme:
         self._cache = None
         self._lu = {}
         self.evaluations = 0
-        self.transpose_last = True
         # the explicit part carries the diffusion unless it is treated implicitly
         self.nu_explicit = 0.0 if stepper.startswith("imex") else self.nu
 
@@ -94,7 +93,7 @@ class HJScheme:
             self.lap.fill(0.0)
         lap = self.lap.reshape(self.shape)
         for d in range(self.ndim):
-            if d == self.ndim - 1 and self.ndim > 1 and self.transpose_last:
+            if d == self.ndim - 1 and self.ndim > 1:
                 # the last axis is contiguous: its stencil loop does not vectorise, so it runs on
                 # transposed tiles (kernels.last_axis_derivatives)
                 self._last_axis(u, lap_order)
