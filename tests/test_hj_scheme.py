@@ -169,3 +169,11 @@ def test_beta_gives_nu():
     from pdenet.case import build_case
     c = build_case(raw, "<t>", ".")
     assert c["model.nu_value"] == pytest.approx(0.05)
+
+
+def test_heat_equation_alone_against_gaussian_smoothing():
+    r = run(load_case(case_path("hj_rugged_1d.toml"), ['model.equation="heat"', 'exact.u="heat"',
+                                                        "mesh.cells=[128]"]), write=False)
+    assert r.diagnostics["error_u_max"][-1] < 1e-4
+    # maximum principle for v_xx: sup v_xx <= sup f'' (the bound recorded for the heat equation)
+    assert np.all(r.diagnostics["d2u_max"] <= r.diagnostics["semiconcavity_bound"] + 1e-9)

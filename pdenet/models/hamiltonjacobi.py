@@ -46,6 +46,8 @@ class HamiltonJacobiModel(Model):
                         choices=["godunov", "llf"]),
             "order": Key("int", 5, "1: first-order one-sided differences (2nd-order diffusion); 5: WENO5 "
                          "(4th-order diffusion).", choices=[1, 5]),
+            "equation": Key("str", "hj", "The equation of the field u: hj (u_t + H = nu Lap u) or heat "
+                            "(u_t = nu Lap u, for heat-equation smoothing alone).", choices=["hj", "heat"]),
             "compare": Key("strs", [], "Also solve, on the same mesh and f: inviscid (nu = 0, field "
                            "u_inviscid) and/or heat (v_t = nu Lap v, field v_heat).", choices=list(COMPARE)),
             "outputs": Key("int", 4, "Number of saved times after t = 0 (equally spaced to t_end).",
@@ -116,7 +118,8 @@ class HamiltonJacobiModel(Model):
         self.t_end = case["time.t_end"]
         self.compare = list(dict.fromkeys(case["model.compare"]))
         try:
-            self.scheme = self._scheme(self.nu)
+            self.heat = case["model.equation"] == "heat"
+            self.scheme = self._scheme(self.nu, a=0.0 if self.heat else 1.0)
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
         self._check_exact()
@@ -241,7 +244,7 @@ class HamiltonJacobiModel(Model):
             d = {"u_min": float(u.min()), "u_max": float(u.max()),
                  "d2u_max": second_difference_max(u, self.mesh),
                  "d2u_max_4h": second_difference_max(u, self.mesh, 4),
-                 "semiconcavity_bound": 1.0 / (1.0 / C + t) if C > 0 else float("nan")}
+                 "semiconcavity_bound": (C if self.heat else 1.0 / (1.0 / C + t)) if C > 0 else float("nan")}
             if "u" in exact:
                 ex = self.exact_fields(t)["u"]
                 d["error_u_l2"] = float(np.sqrt(self.mesh.integrate((u - ex) ** 2)))
