@@ -9,7 +9,7 @@ PDENET="${PDENET:-.venv/bin/pdenet}"
 [ -x "$PDENET" ] || PDENET=pdenet
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT" docs/figures
-for name in hj_quadratic_1d hj_quadratic_2d hj_rugged_1d hj_kink_1d hj_figure41 hj_homogenisation hjb_double_well; do
+for name in hj_quadratic_1d hj_quadratic_2d hj_rugged_1d hj_kink_1d hj_figure41 hj_homogenisation hjb_double_well hjb_double_well_2d; do
     "$PDENET" run "cases/${name}.toml" -o "$OUT/${name}.h5" -q
     "$PDENET" plot "$OUT/${name}.h5" -o "docs/figures/${name}.png"
 done
