@@ -112,3 +112,15 @@ def test_figure41_case_runs_particles(tmp_path):
     from pdenet.plot import plot_file
     out = plot_file(r, str(tmp_path / "f.png"))
     assert (tmp_path / "f.png").stat().st_size > 10000 and out
+
+
+def test_hjb_two_dimensional():
+    case = load_case(case_path("hjb_double_well_2d.toml"), ["model.particles=2000", "model.particle_steps=100",
+                                                              "mesh.cells=[32, 32]"])
+    r = run(case, write=False)
+    a = r.attrs
+    assert r.fields["alpha"].shape == (5, 2, 32, 32)
+    assert np.all(r.fields["u"] <= r.fields["v"] + 1e-12)
+    assert abs(a["cost_controlled"] - a["u_x0"]) < 4 * a["cost_controlled_stderr"] + 0.01
+    assert abs(a["terminal_sgd"] - a["v_x0"]) < 4 * a["terminal_sgd_stderr"] + 0.01
+    assert a["u_x0"] < a["v_x0"] - 0.02
