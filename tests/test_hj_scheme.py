@@ -154,6 +154,8 @@ def test_three_dimensional_quadratic():
     (["mesh.cells=[3]"], "mesh.cells", "at least 4"),
     (['exact.u="hopf-lax"'], "exact.u", "cole-hopf"),
     (['model.f="x +"'], "model.f", "syntax"),
+    (["particles.x0=[1.0, 2.0]"], "particles.x0", "2 entries"),
+    (['model.H="p^2/2 + q"', 'model.hamiltonian="general"'], "model.H", "q"),
 ])
 def test_bad_cases_name_the_key(override, key, match):
     with pytest.raises(CaseError, match=match) as info:

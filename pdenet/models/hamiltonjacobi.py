@@ -123,6 +123,13 @@ class HamiltonJacobiModel(Model):
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
         self._check_exact()
+        x0 = np.atleast_1d(np.asarray(case["particles.x0"], float))
+        if x0.size not in (1, self.mesh.ndim):
+            raise case.error(f"has {x0.size} entries for a {self.mesh.ndim}-D mesh", key="particles.x0")
+        pts = case["homogenisation.points"]
+        if pts is not None and self.mesh.ndim != 1:
+            raise case.error("the homogenisation check takes 1-D points (a list of numbers); "
+                             "the mesh is not 1-D", key="homogenisation.points")
 
     def _scheme(self, nu, a=1.0):
         c, mesh = self.case, self.mesh
