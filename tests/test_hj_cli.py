@@ -1,10 +1,10 @@
 """The hj/hjb cases through the command line: validate, run, plot, errors, numba cache."""
+import os
 import re
 
 import pytest
 
 from conftest import CASES, case_path, run_cli
-import os
 
 SHIPPED = sorted(f for f in os.listdir(CASES) if f.startswith(("hj_", "hjb_")))
 
