@@ -59,7 +59,7 @@ def build_parser():
     _add_set(p)
 
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
-    p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck"])
+    p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck", "hamilton-jacobi"])
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and PyTorch (default: all cores)")
     p.add_argument("--repeat", type=int, default=5)
@@ -80,8 +80,9 @@ def cmd_run(args):
     if args.verbose:
         from .activations import compile_stats, kernels
         from .fokkerplanck import kernels as fp_kernels
+        from .hj.kernels import dispatchers as hj_kernels
 
-        hits, compiled = compile_stats(kernels() + fp_kernels())
+        hits, compiled = compile_stats(kernels() + fp_kernels() + hj_kernels())
         print(f"wall time {time.perf_counter() - start:.3f} s; numba kernels: {hits} loaded from cache, "
               f"{compiled} compiled")
     return 0
