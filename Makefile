@@ -3,7 +3,7 @@
 .PHONY: demo test test-all bench clean
 
 demo:
-	scripts/setup-venv.sh
+	scripts/setup-venv.sh data
 	scripts/demo.sh
 
 test:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main demonstration: the network PDE end to end, into out/.
+# The main demonstration: the network PDE end to end, training, Fokker-Planck and
+# Hamilton-Jacobi solvers, mean-field maps, into out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 P=.venv/bin/pdenet
@@ -23,6 +24,22 @@ $P run cases/network_conv2d.toml -o out/network_conv2d.h5
 $P plot out/network_conv2d.h5 --field r -o out/network_conv2d.png
 echo "== implicit (Crank-Nicolson) network with a finite-rank kernel"
 $P run cases/network_lowrank.toml -o out/network_lowrank.h5
+echo "== training on real data: the 8x8 digits classified by the network PDE, Adam (held-out ~98%)"
+$P run cases/digits_adam.toml -o out/digits_adam.h5 -q
+$P plot out/digits_adam.h5 -o out/digits_adam.png
+echo "== Pontryagin: MSA cycles on the one-cell toy, the extended MSA converges"
+$P run cases/toy_msa.toml -o out/toy_msa.h5 -q
+$P run cases/toy_msa.toml -o out/toy_emsa.h5 -q --set train.method=\"emsa\"
+echo "== Theorem 3.4: predicted and measured decay rate of u for a rank-2 kernel"
+$P run cases/network_theorem34.toml -o out/network_theorem34.h5 -q
+$P plot out/network_theorem34.h5 -o out/network_theorem34.png
+echo "== Fokker-Planck: Gibbs steady state of a double well, circulating current of a non-gradient drift"
+$P run cases/fp_gibbs_double_well.toml -o out/fp_gibbs_double_well.h5 -q
+$P run cases/fp_circulating.toml -o out/fp_circulating.h5 -q
+$P plot out/fp_circulating.h5 -o out/fp_circulating.png
+echo "== Hamilton-Jacobi: local entropy of a rugged loss (thesis Figure 4.1)"
+$P run cases/hj_figure41.toml -o out/hj_figure41.h5 -q
+$P plot out/hj_figure41.h5 -o out/hj_figure41.png
 echo "== mean-field signal propagation: order-to-chaos phase diagram of tanh networks"
 $P run cases/meanfield_tanh_phase.toml -o out/meanfield_tanh_phase.h5 -q
 $P plot out/meanfield_tanh_phase.h5 -o out/meanfield_tanh_phase.png
