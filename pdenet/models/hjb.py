@@ -157,14 +157,19 @@ class HJBModel(Model):
                 out |= (pts[:, d] < m.lower[d]) | (pts[:, d] > m.upper[d])
         return float(out.mean())
 
+    def _wrap(self, pts):
+        """Positions with periodic axes wrapped into the box (the particles live on the torus)."""
+        m = self.mesh
+        pts = pts.copy()
+        for d in range(m.ndim):
+            if m.boundary[d][0].kind == "periodic":
+                pts[:, d] = m.lower[d] + np.mod(pts[:, d] - m.lower[d], m.upper[d] - m.lower[d])
+        return pts
+
     def _histogram(self, pts):
         m = self.mesh
         edges = [np.asarray(f) for f in m.faces]
-        pts = pts.copy()
-        for d in range(m.ndim):   # periodic axes: the particles live on the torus
-            if m.boundary[d][0].kind == "periodic":
-                pts[:, d] = m.lower[d] + np.mod(pts[:, d] - m.lower[d], m.upper[d] - m.lower[d])
-        H, _ = np.histogramdd(pts, bins=edges)
+        H, _ = np.histogramdd(self._wrap(pts), bins=edges)
         return H / (pts.shape[0] * m.cell_volume)
 
     def run(self, sink, progress=lambda k: None):
@@ -187,8 +192,9 @@ class HJBModel(Model):
         for k in range(K + 1):
             if k in save_k:
                 rho[k], rho_sgd[k] = self._histogram(X), self._histogram(Y)
-                moments[k] = (X.mean(axis=0), X.std(axis=0, ddof=1) / np.sqrt(n),
-                              Y.mean(axis=0), Y.std(axis=0, ddof=1) / np.sqrt(n),
+                Xw, Yw = self._wrap(X), self._wrap(Y)
+                moments[k] = (Xw.mean(axis=0), Xw.std(axis=0, ddof=1) / np.sqrt(n),
+                              Yw.mean(axis=0), Yw.std(axis=0, ddof=1) / np.sqrt(n),
                               self._outside(X), self._outside(Y))
             if k == K:
                 break
