@@ -118,7 +118,8 @@ def plot_hjb(result, path, field=None, sample=0, diagnostics=True):
     tw.set_ylabel("V")
     title = "densities" + (" (PDE and particles)" if pde and hist else " (PDE)" if pde else " (particles)")
     if pde and hist and "density_mean_max_z" in a:
-        title += f"\nmeans within {a['density_mean_max_z']:.2g} s.e., L1 <= {a['density_l1_over_noise_max']:.2g} x MC noise"
+        title += (f"\nmeans within {a['density_mean_max_z']:.2g} s.e., "
+                  f"L1 <= {a['density_l1_over_noise_max']:.2g} x MC noise")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("x")
