@@ -104,12 +104,23 @@ def plot_hjb(result, path, field=None, sample=0, diagnostics=True):
     ax.legend(fontsize=7)
     ax.set_xlabel("x")
     ax = axes[2]
-    ax.plot(x, F["rho"][-1], "tab:red", label="controlled SGD density at T")
-    ax.plot(x, F["rho_sgd"][-1], "tab:blue", label="SGD density at T")
+    pde = "rho_controlled" in F
+    hist = "rho" in F
+    for pname, hname, colour, what in (("rho_controlled", "rho", "tab:red", "controlled SGD"),
+                                       ("rho_uncontrolled", "rho_sgd", "tab:blue", "SGD")):
+        if pde:
+            ax.plot(x, F[pname][-1], colour, label=f"{what} at T, Fokker-Planck")
+        if hist:
+            ax.step(x, F[hname][-1], colour, where="mid", lw=0.7, alpha=0.6 if pde else 1.0,
+                    label=f"{what} at T, particle histogram")
     tw = ax.twinx()
     tw.plot(x, F["u"][-1], "k", lw=0.8, label="V")
     tw.set_ylabel("V")
-    ax.set_title("densities (particle histograms)", fontsize=10)
+    title = "densities" + (" (PDE and particles)" if pde and hist else " (PDE)" if pde else " (particles)")
+    if pde and hist and "density_mean_max_z" in a:
+        title += (f"\nmeans within {a['density_mean_max_z']:.2g} s.e., "
+                  f"L1 <= {a['density_l1_over_noise_max']:.2g} x MC noise")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("x")
     fig.tight_layout()
