@@ -81,8 +81,9 @@ def cmd_run(args):
         from .activations import compile_stats, kernels
         from .fokkerplanck import kernels as fp_kernels
         from .hj.kernels import dispatchers as hj_kernels
+        from .network.reduced_hjb import kernels as reduced_hjb_kernels
 
-        hits, compiled = compile_stats(kernels() + fp_kernels() + hj_kernels())
+        hits, compiled = compile_stats(kernels() + fp_kernels() + hj_kernels() + reduced_hjb_kernels())
         print(f"wall time {time.perf_counter() - start:.3f} s; numba kernels: {hits} loaded from cache, "
               f"{compiled} compiled")
     return 0

@@ -24,3 +24,4 @@ def get_model(name):
 def _load_builtin():
     # importing a model module registers it
     from . import fokkerplanck, hamiltonjacobi, hjb, meanfield, network  # noqa: F401
+    from . import network_hjb  # noqa: F401
