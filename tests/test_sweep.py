@@ -76,6 +76,7 @@ def test_sweep_all_complete_exits_zero(tmp_path):
                                                   "summary.h5"]
 
 
+@pytest.mark.petsc
 @pytest.mark.skipif(not mpi_available()[0], reason=f"MPI sweep needs mpiexec and mpi4py: "
                     f"{mpi_available()[1]}")
 def test_sweep_on_two_ranks(tmp_path):
