@@ -1,6 +1,6 @@
 # The two entry points of the README. Each is idempotent and builds the
 # virtual environment it needs in .venv.
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all test-petsc bench clean
 
 demo:
 	scripts/setup-venv.sh data
@@ -13,6 +13,12 @@ test:
 test-all:
 	scripts/setup-venv.sh test
 	.venv/bin/python -m pytest -q -m "slow or not slow"
+
+# Opt-in: builds MPI + PETSc into .venv (the first time compiles PETSc, ~20 min on 2 cores;
+# pip caches the wheel) and runs the PETSc/MPI tests and the MPI sweep test.
+test-petsc:
+	scripts/setup-petsc.sh test
+	.venv/bin/python -m pytest -q -m petsc
 
 bench:
 	scripts/setup-venv.sh bench

@@ -58,6 +58,16 @@ def build_parser():
     p.add_argument("-q", "--quiet", action="store_true")
     _add_set(p)
 
+    p = sub.add_parser("sweep", help="run a case over a grid of key values (spread over the ranks "
+                       "under mpiexec -n P); writes one file per case and summary.h5")
+    p.add_argument("case")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="values of one key, e.g. --grid model.diffusion=0.1,0.5 (repeatable: the "
+                   "Cartesian product is run; bracketed lists stay whole: mesh.cells=[50],[100])")
+    p.add_argument("-o", "--output-dir", help="folder of the runs and summary.h5 (default <name>_sweep)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
+    _add_set(p)
+
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
     p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck", "hamilton-jacobi"])
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
@@ -139,6 +149,28 @@ def cmd_converge(args):
     return 0
 
 
+def cmd_sweep(args):
+    from .errors import CaseError, PdenetError
+    from .parallel import world
+    from .sweep import sweep, table
+
+    comm = world()
+    try:
+        records, summary = sweep(args.case, args.grid, args.output_dir, args.overrides, args.quiet, comm)
+    except PdenetError as exc:
+        if comm.Get_rank() != 0:  # every rank hits the same input error; rank 0 reports it
+            return EXIT_INPUT if isinstance(exc, CaseError) else EXIT_FAILED
+        raise
+    code = 0
+    if comm.Get_rank() == 0:
+        if not args.quiet:
+            print(table(records, [g.split("=", 1)[0].strip() for g in args.grid]))
+            print(f"wrote {summary}")
+        statuses = {r["status"] for r in records}
+        code = EXIT_INTERRUPT if "interrupted" in statuses else EXIT_FAILED if statuses - {"complete"} else 0
+    return comm.bcast(code, root=0)
+
+
 def cmd_bench(args):
     from .bench import main as bench_main
 
@@ -146,7 +178,7 @@ def cmd_bench(args):
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
-            "converge": cmd_converge, "bench": cmd_bench}
+            "converge": cmd_converge, "sweep": cmd_sweep, "bench": cmd_bench}
 
 
 def main(argv=None):

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import OutputError
 from ..mesh import Mesh
 
-GROUPS = ("train", "controls", "gradients", "convergence", "analysis")
+GROUPS = ("train", "controls", "gradients", "convergence", "analysis", "sweep")
 
 
 class Result:
