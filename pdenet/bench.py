@@ -272,6 +272,9 @@ def main(args):
         run_fokker_planck(size, min(args.repeat, 5))
     elif suite == "hamilton-jacobi":
         run_hamilton_jacobi(size, args.repeat, args.threads)
+    elif suite == "petsc":
+        from .bench_petsc import run_petsc
+        run_petsc(size, min(args.repeat, 3))
     else:
         run_network(size, args.repeat, args.threads)
     return 0

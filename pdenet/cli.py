@@ -25,7 +25,10 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("run", help="solve a case and write its HDF5 file")
+    petsc_epilog = ("PETSc options (backend = \"petsc\"): append --petsc followed by PETSc's own options, "
+                    "e.g. --petsc -ksp_type bcgs -pc_type gamg -ksp_monitor; they override the case "
+                    "file's [solver] petsc_options.")
+    p = sub.add_parser("run", help="solve a case and write its HDF5 file", epilog=petsc_epilog)
     p.add_argument("case", help="case file (TOML)")
     p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -59,7 +62,7 @@ def build_parser():
     _add_set(p)
 
     p = sub.add_parser("sweep", help="run a case over a grid of key values (spread over the ranks "
-                       "under mpiexec -n P); writes one file per case and summary.h5")
+                       "under mpiexec -n P); writes one file per case and summary.h5", epilog=petsc_epilog)
     p.add_argument("case")
     p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
                    help="values of one key, e.g. --grid model.diffusion=0.1,0.5 (repeatable: the "
@@ -69,7 +72,7 @@ def build_parser():
     _add_set(p)
 
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
-    p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck", "hamilton-jacobi"])
+    p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck", "hamilton-jacobi", "petsc"])
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and PyTorch (default: all cores)")
     p.add_argument("--repeat", type=int, default=5)
@@ -81,8 +84,13 @@ def cmd_run(args):
 
     from .runner import run
 
+    from .parallel import world
+
     start = time.perf_counter()
-    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet)
+    comm = world()
+    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm)
+    if comm.Get_rank() != 0:
+        return 0
     if not args.quiet:
         extra = "  ".join(f"{k} {result.attrs[k]:.6g}" for k in ("loss", "gradient_norm", "accuracy")
                           if k in result.attrs)
@@ -181,11 +189,40 @@ COMMANDS = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": 
             "converge": cmd_converge, "sweep": cmd_sweep, "bench": cmd_bench}
 
 
+def _split_petsc(argv):
+    """``... --petsc -ksp_type cg -pc_type gamg``: everything after ``--petsc`` goes to PETSc
+    (after the case file's ``[solver] petsc_options``, so it wins)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--petsc" not in argv:
+        return argv, []
+    i = argv.index("--petsc")
+    return argv[:i], argv[i + 1:]
+
+
 def main(argv=None):
+    code = _main(argv)
+    from .parallel import launched_size
+
+    if code not in (0, None) and launched_size() > 1 and getattr(_main, "abort", False):
+        # an error that other ranks may not share: stop them rather than leave them waiting
+        from .parallel import world
+
+        sys.stderr.flush()
+        world().Abort(code)
+    return code
+
+
+def _main(argv=None):
     from .errors import CaseError, ExpressionError, PdenetError
     from .runner import Interrupted
 
+    argv, petsc_args = _split_petsc(argv)
     args = build_parser().parse_args(argv)
+    if petsc_args:
+        from solvers.petsc_backend import set_command_line_options
+
+        set_command_line_options(petsc_args)
+    _main.abort = args.command == "run"
     try:
         return COMMANDS[args.command](args)
     except Interrupted as exc:
@@ -195,14 +232,35 @@ def main(argv=None):
         print("pdenet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
     except (CaseError, ExpressionError) as exc:
-        print(f"pdenet: error: {exc}", file=sys.stderr)
+        _main.abort = False  # found by every rank alike, before any collective call
+        if _rank() == 0:
+            print(f"pdenet: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except PdenetError as exc:
-        print(f"pdenet: error: {exc}", file=sys.stderr)
+        print(f"pdenet: error: {_where()}{exc}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # disk full, permissions, ...
         print(f"pdenet: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _rank():
+    from .parallel import launched_size
+
+    if launched_size() <= 1:
+        return 0
+    from .parallel import world
+
+    try:
+        return world().Get_rank()
+    except Exception:
+        return 0
+
+
+def _where():
+    from .parallel import launched_size
+
+    return f"(rank {_rank()}) " if launched_size() > 1 else ""
 
 
 if __name__ == "__main__":

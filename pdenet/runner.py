@@ -57,20 +57,26 @@ def provenance(case):
     }
 
 
-def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=()):
+def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
     ``case``: a path, TOML text or a loaded :class:`~pdenet.case.Case`.
     ``output``: HDF5 path (default: the case's ``[output] path`` or
     ``<name>.h5``); ``write=False`` keeps everything in memory only.
+    ``comm``: an mpi4py communicator to spread the run over (models with a
+    ``[solver] backend = "petsc"``); every rank runs this call, the state is
+    gathered at each save and rank 0 alone writes the file.
     """
     case = load_case(case, overrides)
     model = case.model_cls(case)
+    rank = 0
+    if comm is not None and comm.Get_size() > 1:
+        model.comm, rank = comm, comm.Get_rank()
     path = case.output_path(output) if write else None
     memory = MemorySink()
-    h5 = H5Sink(path, case["output.compression"]) if write else None
+    h5 = H5Sink(path, case["output.compression"]) if write and rank == 0 else None
     sink = FanOut(memory, h5, *extra_sinks)
-    bar = progress_bar(model.work_units(), case.name, quiet)
+    bar = progress_bar(model.work_units(), case.name, quiet or rank != 0)
     with _sigterm_as_interrupt():
         try:
             sink.start(provenance(case), model.mesh)

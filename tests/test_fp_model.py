@@ -199,7 +199,6 @@ def test_no_negative_densities(name, stepper):
 
 # -- input errors ------------------------------------------------------------------------
 @pytest.mark.parametrize("override,key,words", [
-    ('solver.backend="petsc"', "solver.backend", "PETSc backend is not available"),
     ('model.drift=["x1"]', "model.drift", "1 components"),
     ("model.diffusion=[[1.0, 0.5]]", "model.diffusion", "tensor"),
     ("model.diffusion=-1.0", "model.diffusion", "positive"),

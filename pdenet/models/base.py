@@ -24,6 +24,8 @@ class Model:
     schema = {}
     #: fields this model can save (names under /fields)
     fields = ()
+    #: the MPI communicator of a run spread over ranks (set by the runner; None: one process)
+    comm = None
 
     def __init__(self, case):
         self.case = case

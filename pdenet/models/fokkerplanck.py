@@ -21,6 +21,8 @@ from .base import Model
 from ..fokkerplanck import plots as _plots  # noqa: F401  (registers the "fokker-planck" plotter)
 
 STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
+#: steppers that [solver] backend = "petsc" runs (solvers.petsc_backend)
+PETSC_STEPPERS = ("beuler", "bdf2", "cn", "steady")
 
 
 @register
@@ -89,9 +91,17 @@ class FokkerPlanckModel(Model):
 
     @classmethod
     def validate(cls, data):
-        if data["solver"]["backend"] != "builtin":
-            raise CaseError("the PETSc backend is not available for the fokker-planck model yet "
-                            "(planned); use backend = \"builtin\"", key="solver.backend")
+        if data["solver"]["backend"] == "petsc":
+            if data["time"]["stepper"] not in PETSC_STEPPERS:
+                raise CaseError(f"backend petsc runs the steppers {', '.join(PETSC_STEPPERS)}; "
+                                f"stepper {data['time']['stepper']!r} runs on the built-in backend",
+                                key="solver.backend")
+            import importlib.util
+
+            if importlib.util.find_spec("petsc4py") is None:
+                raise CaseError("petsc4py is not installed; install MPI and PETSc with "
+                                "scripts/setup-petsc.sh (or use backend = \"builtin\")",
+                                key="solver.backend")
         m = data["model"]
         if data["sgd"]["loss"] is not None:
             for k in ("potential", "drift"):
@@ -157,6 +167,10 @@ class FokkerPlanckModel(Model):
         if m["mfpt_from"] is not None and not self.has_absorption:
             raise case.error("needs an absorbing set or a dirichlet (absorbing) boundary",
                              key="model.mfpt_from")
+        self.petsc = case["solver.backend"] == "petsc"
+        if self.petsc and self.D_time:
+            raise case.error("backend petsc needs a diffusion constant in time (D(t): use "
+                             "backend = \"builtin\")", key="solver.backend")
         self._resolve_time()
 
     def _parse_diffusion(self, D):
@@ -395,7 +409,16 @@ class FokkerPlanckModel(Model):
             if self.absorbing is not None:
                 raise c.error("a steady state with an absorbing set is zero; use a time stepper",
                               key="time.stepper")
-            rho, resid = steady_state(A, w)
+            if self.petsc:
+                pb = self._petsc_module()
+                # an iterative solve of a density spanning many decades stagnates near 1e-11:
+                # krylov_tol, but not below 1e-10 (-ksp_rtol in petsc_options overrides)
+                rho, resid, info = pb.steady_state(A, w, comm=self.comm, options=c["solver.petsc_options"],
+                                                   rtol=max(c["solver.krylov_tol"], 1e-10))
+                summary["krylov_iterations"] = info["iterations"]
+                sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
+            else:
+                rho, resid = steady_state(A, w)
             rho = rho.reshape(mesh.cells)
             save(0.0, rho, op)
             summary["steady_residual"] = resid
@@ -443,6 +466,21 @@ class FokkerPlanckModel(Model):
                         raise NumericalError(f"non-finite density at t = {n * dt:g}")
                     progress(chunk)
                     save(n * dt, rho, self.operator(n * dt) if self.D_time else op)
+            elif self.petsc:
+                pb = self._petsc_module()
+                st = pb.PetscLinearStepper(self.stepper, op.matrix(), dt, comm=self.comm,
+                                           options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
+                sink.set_attrs({"petsc_solver": st.ksp_description(), "petsc_ranks": self._ranks()})
+                st.set_state(rho.ravel())
+                n = 0
+                while n < steps:
+                    chunk = min(every - n % every, steps - n)
+                    st.advance(chunk, progress)
+                    n += chunk
+                    save(n * dt, st.gather().reshape(mesh.cells), op)
+                rho = st.gather().reshape(mesh.cells)
+                summary["krylov_iterations"] = st.iterations
+                st.destroy()
             else:
                 matrix = (lambda t: self.operator(t).matrix()) if self.D_time else op.matrix()
                 st = LinearStepper(self.stepper, matrix, dt, pivot=op.has_cross_terms)
@@ -504,6 +542,18 @@ class FokkerPlanckModel(Model):
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
         return summary
+
+    def _petsc_module(self):
+        from solvers import petsc_backend
+
+        try:
+            petsc_backend.petsc()
+        except petsc_backend.PetscUnavailable as exc:
+            raise self.case.error(str(exc), key="solver.backend") from None
+        return petsc_backend
+
+    def _ranks(self):
+        return 1 if self.comm is None else int(self.comm.Get_size())
 
     @staticmethod
     def _euler(op, rho, dt, nsteps):

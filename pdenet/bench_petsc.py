@@ -1,0 +1,136 @@
+"""``pdenet bench petsc``: the 2-D Fokker-Planck steady state on PETSc (GMRES + GAMG
+algebraic multigrid, 1 and 2 MPI ranks) against scipy's sparse direct solver.
+
+The problem is the one of ``pdenet bench fokker-planck`` (f = |x|^2/2, D = 0.5, no-flux,
+[-5, 5]^2): its steady state is the discrete Gibbs density, known in closed form, so every
+contender's error is measured against it. Each contender runs in its own process with one
+thread per rank; the matrix is built outside the timing, its conversion to PETSc and the
+multigrid set-up are inside.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SIZES = {"full": 1024, "quick": 128}
+
+
+def _problem(side):
+    from pdenet.fokkerplanck import FokkerPlanckOperator
+    from pdenet.mesh import Mesh
+
+    mesh = Mesh([-5.0, -5.0], [5.0, 5.0], [side, side], "noflux")
+    op = FokkerPlanckOperator(mesh, potential=lambda x, y: 0.5 * (x * x + y * y), diffusion=0.5)
+    return mesh, op
+
+
+def worker(kind, size, repeat):
+    side = SIZES[size]
+    mesh, op = _problem(side)
+    A = op.matrix()
+    w = np.full(mesh.size, mesh.cell_volume)
+    gibbs = op.gibbs().ravel()
+    rank = 0
+    info = {"kind": kind}
+    if kind == "scipy-lu":
+        from solvers.linear import steady_state
+
+        def fn():
+            return steady_state(A, w)[0]
+    elif kind == "scipy-spsolve":
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as spla
+
+        def fn():
+            # the same pinned system PETSc solves, by scipy's default sparse direct solver
+            n, r = A.shape[0], int(np.argmax(np.abs(A.diagonal())))
+            keep = np.ones(n)
+            keep[r] = 0.0
+            D = sp.diags(keep)
+            M = (D @ A @ D + sp.csr_matrix(([1.0], ([r], [r])), shape=(n, n))).tocsc()
+            b = -A[:, r].toarray().ravel()
+            b[r] = 1.0
+            p = spla.spsolve(M, b)
+            return p / (w @ p)
+    else:  # petsc-gamg
+        from solvers import petsc_backend as pb
+
+        from .parallel import world
+
+        comm = world()
+        rank = comm.Get_rank()
+        opts = os.environ.get("PDENET_BENCH_PETSC_OPTIONS", "")
+
+        def fn():
+            p, _, meta = pb.steady_state(A, w, comm=comm, options=opts, rtol=1e-10)
+            info.update(meta)
+            return p
+        info["ranks"] = comm.Get_size()
+    times = []
+    p = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        p = fn()
+        times.append(time.perf_counter() - t0)
+    info.update(median_s=float(np.median(times)), times=times,
+                max_rel_error_vs_gibbs=float(np.abs(p - gibbs).max() / gibbs.max()))
+    if rank == 0:
+        print(json.dumps(info))
+
+
+def _spawn(kind, size, repeat, ranks=1):
+    from .parallel import mpiexec_command
+
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = "1"
+    args = ["-m", "pdenet.bench_petsc", "_worker", kind, size, str(repeat)]
+    cmd = mpiexec_command(ranks, args) if ranks > 1 else [sys.executable, *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        return {"kind": kind, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_petsc(size="full", repeat=1, out=sys.stdout):
+    from solvers import petsc_backend as pb
+
+    from .parallel import mpi_available
+
+    side = SIZES[size]
+    ok, why = pb.available()
+    print(f"bench petsc: 2-D Fokker-Planck steady state {side}x{side} (N = {side * side}), f = |x|^2/2, "
+          f"D = 0.5, no-flux; 1 thread per process, median of {repeat}", file=out)
+    res = {"scipy-lu": _spawn("scipy-lu", size, repeat), "scipy-spsolve": _spawn("scipy-spsolve", size, repeat)}
+    if ok:
+        res["petsc-gamg"] = _spawn("petsc-gamg", size, repeat)
+        if mpi_available()[0]:
+            res["petsc-gamg-2"] = _spawn("petsc-gamg", size, repeat, ranks=2)
+    else:
+        print(f"  PETSc skipped: {why}", file=out)
+    labels = {"scipy-lu": "pdenet built-in (splu, bordered)", "scipy-spsolve": "scipy spsolve (pinned)",
+              "petsc-gamg": "PETSc GMRES+GAMG, 1 rank", "petsc-gamg-2": "PETSc GMRES+GAMG, 2 ranks"}
+    for k, r in res.items():
+        if "error" in r:
+            print(f"  {labels[k]:<34} failed: {r['error']}", file=out)
+            continue
+        extra = f"  {r['iterations']} iterations" if "iterations" in r else ""
+        print(f"  {labels[k]:<34} {r['median_s']:9.3f} s   max error vs Gibbs / max "
+              f"{r['max_rel_error_vs_gibbs']:.1e}{extra}", file=out)
+    for peer in ("scipy-spsolve", "scipy-lu"):
+        for ours in ("petsc-gamg", "petsc-gamg-2"):
+            if "median_s" in res.get(peer, {}) and "median_s" in res.get(ours, {}):
+                print(f"  {labels[ours]} vs {labels[peer]}: "
+                      f"{res[peer]['median_s'] / res[ours]['median_s']:.1f}x faster", file=out)
+    if "median_s" in res.get("petsc-gamg", {}) and "median_s" in res.get("petsc-gamg-2", {}):
+        print(f"  2-rank speed-up of the GAMG solve: "
+              f"{res['petsc-gamg']['median_s'] / res['petsc-gamg-2']['median_s']:.2f}x", file=out)
+    return res
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
