@@ -39,6 +39,15 @@ def _ygrid(x, width, spacing):
     return np.linspace(lo, hi, n)
 
 
+def _gaussian_grid(x, s, period, spacing):
+    """Quadrature nodes y (and their spacing) for a Gaussian of variance s around the points x:
+    14 standard deviations beyond them, spacing sd/12 (or L/2000 if finer)."""
+    sd = np.sqrt(s)
+    L = (period[1] - period[0]) if period is not None else (np.ptp(x) or 1.0)
+    y = _ygrid(x, 14.0 * sd, spacing or min(sd / 12.0, L / 2000.0))
+    return y, y[1] - y[0]
+
+
 def cole_hopf(f, x, t, nu, period=None, spacing=None, chunk=256):
     """u(x, t) of the viscous HJ equation in 1-D by Cole-Hopf quadrature (nu > 0)."""
     x = np.asarray(x, float)
@@ -48,11 +57,7 @@ def cole_hopf(f, x, t, nu, period=None, spacing=None, chunk=256):
     if t <= 0.0:
         return f(x)
     s = 2.0 * nu * t
-    sd = np.sqrt(s)
-    L = (period[1] - period[0]) if period is not None else (np.ptp(x) or 1.0)
-    h = spacing or min(sd / 12.0, L / 2000.0)
-    y = _ygrid(x, 14.0 * sd, h)
-    h = y[1] - y[0]
+    y, h = _gaussian_grid(x, s, period, spacing)
     g = -f(y) / (2.0 * nu)
     out = np.empty(x.size)
     xf = x.ravel()
@@ -70,11 +75,7 @@ def heat(f, x, t, nu, period=None, spacing=None, chunk=256):
     if t <= 0.0 or nu <= 0.0:
         return f(x)
     s = 2.0 * nu * t
-    sd = np.sqrt(s)
-    L = (period[1] - period[0]) if period is not None else (np.ptp(x) or 1.0)
-    h = spacing or min(sd / 12.0, L / 2000.0)
-    y = _ygrid(x, 14.0 * sd, h)
-    h = y[1] - y[0]
+    y, h = _gaussian_grid(x, s, period, spacing)
     fy = f(y)
     out = np.empty(x.size)
     xf = x.ravel()

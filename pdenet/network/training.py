@@ -125,13 +125,9 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
 
 
 def _merge(rows, extra):
-    keys = []
-    for r in list(rows) + list(extra):
-        keys.extend(k for k in r if k not in keys)
-    n = len(rows)
-    out = {}
-    for k in keys:
-        out[k] = np.array([{**(rows[i] if i < len(rows) else {}), **(extra[i] if i < len(extra) else {})}
-                           .get(k, np.nan) for i in range(n)], dtype=float)
-    out["iteration"] = np.arange(n, dtype=float)
+    """One dict of arrays from the driver's rows and the evaluation rows (appended in step)."""
+    merged = [{**r, **e} for r, e in zip(rows, extra)]
+    keys = list(dict.fromkeys(k for r in merged for k in r))
+    out = {k: np.array([r.get(k, np.nan) for r in merged], dtype=float) for k in keys}
+    out["iteration"] = np.arange(len(merged), dtype=float)
     return out
