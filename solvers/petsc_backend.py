@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import NumericalError
+from .linear import density_peak, pinned_system
 
 INSTALL_HINT = "install it with scripts/setup-petsc.sh (MPI, petsc, petsc4py, mpi4py)"
 _PETSc = None
@@ -312,13 +313,13 @@ def steady_state(A, weights, total=1.0, comm=None, options="", rtol=1e-12, atol=
     the right-hand side), the rest solved for, then p is normalised. The pinned
     value must be among the largest of p (a density may span 20 decades; pinned in
     a tail the system is hopelessly scaled), so r is the peak of a detailed-balance
-    estimate (:func:`_peak`); r moves once more to the largest entry of the first
+    estimate (:func:`solvers.linear.density_peak`); r moves once more to the largest entry of the first
     solution when that is much larger than p_r. Returns (p, residual, info) with the residual
     ||A p||_max / (||A||_max ||p||_max) as :func:`solvers.linear.steady_state` and
     info = {iterations, ksp, pc}."""
     A = sp.csr_matrix(A, dtype=float)
     weights = np.asarray(weights, dtype=float).ravel()
-    r = _peak(A)
+    r = density_peak(A)
     p, iters, desc = _pinned_solve(A, r, comm, options, rtol, atol)
     r2 = int(np.argmax(np.abs(p)))
     if abs(p[r2]) > 1e3 * abs(p[r]):
@@ -333,53 +334,9 @@ def steady_state(A, weights, total=1.0, comm=None, options="", rtol=1e-12, atol=
     return p, resid, {"iterations": iters, "ksp": desc[0], "pc": desc[1]}
 
 
-def _peak(A):
-    """Where the null vector of the generator A is largest, estimated from detailed balance
-    along a breadth-first spanning tree: p_j / p_i = A_ji / A_ij for each tree edge i -> j
-    (exact for a reversible generator, e.g. a gradient drift with Scharfetter-Gummel fluxes;
-    a guess otherwise, checked after the solve). O(nnz), no solve."""
-    from scipy.sparse.csgraph import breadth_first_order
-
-    A = sp.csr_matrix(A)
-    n = A.shape[0]
-    # the tree uses only pairs with positive rates both ways (not cross-diffusion couplings)
-    P = A.copy()
-    P.setdiag(0.0)
-    P.data[P.data < 0] = 0.0
-    P.eliminate_zeros()
-    both = P.multiply((P.T > 0).astype(float)).tocsr()
-    both.eliminate_zeros()
-    order, pred = breadth_first_order(both, 0, directed=False, return_predecessors=True)
-    ptr = np.arange(n)
-    c = np.zeros(n)
-    child = order[1:]
-    parent = pred[child]
-    fwd = np.asarray(A[child, parent]).ravel()   # rate parent -> child
-    back = np.asarray(A[parent, child]).ravel()  # rate child -> parent
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.log(fwd / back)
-    c[child] = np.where(np.isfinite(ratio), ratio, 0.0)
-    ptr[child] = parent
-    # log p_j = sum of c along the path to the root, by pointer jumping (log2(depth) passes)
-    logp = c.copy()
-    while np.any(ptr != ptr[ptr]):
-        logp = logp + logp[ptr] * (ptr != np.arange(n))
-        ptr = ptr[ptr]
-    logp = logp + logp[ptr] * (ptr != np.arange(n))
-    return int(np.argmax(logp))
-
-
 def _pinned_solve(A, r, comm, options, rtol, atol, guess=None):
     n = A.shape[0]
-    b = -A[:, r].toarray().ravel()
-    b[r] = 1.0
-    # row and column r zeroed in place of the structure (which stays symmetric), A_rr = 1
-    M = sp.csr_matrix(A, dtype=float, copy=True)
-    M.sort_indices()
-    M.data[M.indices == r] = 0.0
-    M.data[M.indptr[r]:M.indptr[r + 1]] = 0.0
-    diag = M.indptr[r] + np.searchsorted(M.indices[M.indptr[r]:M.indptr[r + 1]], r)
-    M.data[diag] = 1.0
+    M, b = pinned_system(A, r)
     Mp = to_petsc(M, comm)
     ksp = _ksp(Mp, STEADY_DEFAULTS, options, rtol, atol)
     bv = _vec_from(Mp, b)

@@ -418,7 +418,7 @@ class FokkerPlanckModel(Model):
                 summary["krylov_iterations"] = info["iterations"]
                 sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
             else:
-                rho, resid = steady_state(A, w)
+                rho, resid = steady_state(A, w, pivot=op.has_cross_terms)
             rho = rho.reshape(mesh.cells)
             save(0.0, rho, op)
             summary["steady_residual"] = resid
