@@ -74,6 +74,12 @@ def network(stepper="cn", intervals=1):
                     scale=2.0)
 
 
+def report(label, J, grad, fT, g0, Jp, gradp, fTp, g0p):
+    """The measured agreement (shown by pytest -s; quoted in docs/parallel.md)."""
+    print(f"\n{label}: state {rel(fTp, fT):.1e} loss {abs(Jp - J) / abs(J):.1e} "
+          f"a {rel(gradp['a'], grad['a']):.1e} b {rel(gradp['b'], grad['b']):.1e} f0 {rel(g0p, g0):.1e}")
+
+
 def ours(net, f0, target):
     lam = {}
     J, grad, _, fT = net.loss_and_gradient(f0, target, on_costate=lambda n, l: lam.setdefault(n, l.copy()))
@@ -92,6 +98,7 @@ def test_cn_gradient_matches_petsc_ts_adjoint(petsc_cn):
     net, f0, target = network("cn")
     J, grad, fT, g0 = ours(net, f0, target)
     Jp, gradp, fTp, g0p, info = petsc_cn
+    report("cn vs PETSc -ts_type cn", J, grad, fT, g0, Jp, gradp, fTp, g0p)
     assert info["ts_type"] == "cn" and info["theta"] == 0.5 and info["endpoint"] and info["steps"] == 16
     assert info["snes_iterations"] > 16        # nonlinear: Newton took more than one iteration a step
     assert rel(fTp, fT) < 1e-12
@@ -108,13 +115,15 @@ def test_cross_check_sees_a_different_scheme(petsc_cn):
     midpoint rule, which -ts_type theta means), differ from the CN gradients by far more than 1e-8."""
     from pdenet.network.petsc_adjoint import ts_loss_and_gradient
 
-    _, gradp, _, _, _ = petsc_cn
+    Jp, gradp, fTp, g0p, _ = petsc_cn
     net, f0, target = network("euler")
-    _, grad_euler, _, _ = ours(net, f0, target)
+    J, grad_euler, fT, g0 = ours(net, f0, target)
+    report("euler vs PETSc -ts_type cn", J, grad_euler, fT, g0, Jp, gradp, fTp, g0p)
     for name in ("a", "b"):
         assert rel(grad_euler[name], gradp[name]) > 1e-3, name
     net, f0, target = network("cn")
-    _, grad_mid, _, _, info = ts_loss_and_gradient(net, f0, target, "-ts_type theta")
+    Jm, grad_mid, fTm, g0m, info = ts_loss_and_gradient(net, f0, target, "-ts_type theta")
+    report("PETSc -ts_type theta (midpoint) vs PETSc cn", Jp, gradp, fTp, g0p, Jm, grad_mid, fTm, g0m)
     assert info["theta"] == 0.5 and not info["endpoint"]
     assert rel(grad_mid["b"], gradp["b"]) > 1e-5
 
@@ -132,6 +141,7 @@ def test_other_schemes_match_petsc(stepper, options):
     net.stepper = make_stepper(stepper, theta=0.7)
     J, grad, fT, g0 = ours(net, f0, target)
     Jp, gradp, fTp, g0p, _ = ts_loss_and_gradient(net, f0, target, options)
+    report(f"{stepper} vs PETSc {options}", J, grad, fT, g0, Jp, gradp, fTp, g0p)
     assert rel(fTp, fT) < 1e-11
     assert abs(Jp - J) < 1e-11 * abs(J)
     for name in ("a", "b"):
