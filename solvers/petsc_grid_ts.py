@@ -131,19 +131,21 @@ class GridTS:
         ts.setTime(0.0)
         ts.setTimeStep(1.0)
         with self.opts:
+            # petsc4py cannot ask a TS ssp for its method: it is read from the options
+            self._ssp_type = P.Options().getString("ts_ssp_type", "rks2")
             ts.setFromOptions()
             ts.setSolution(self.X)
             ts.setUp()
 
     # -- description -------------------------------------------------------------
     def description(self):
-        """'ssp-rk3 (python)', 'arkimex/3 gmres/bjacobi', ..."""
+        """'python/shu-osher-rk3', 'ssp/rks3', 'euler', 'arkimex/3 gmres/ilu', ..."""
         ts = self.ts
         kind = ts.getType()
         if kind == "python":
             return "python/shu-osher-rk3"
         if kind == "ssp":
-            return f"ssp/{ts.getSSPType() if hasattr(ts, 'getSSPType') else '?'}"
+            return f"ssp/{self._ssp_type}"
         if kind == "arkimex":
             ksp = ts.getSNES().getKSP()
             return f"arkimex/{ts.getARKIMEXType()} {ksp.getType()}/{ksp.getPC().getType()}"
