@@ -20,6 +20,12 @@ One-sided derivatives (``order`` 1 or 5):
 
 Second differences for the diffusion: 2nd-order (1, -2, 1)/h^2 or 4th-order
 (-1, 16, -30, 16, -1)/(12 h^2).
+
+Distributed arrays (the PETSc backend, :mod:`pdenet.hj.petsc`): a rank's block
+comes padded by ``ghost_width`` cells per side; :func:`extrapolate_padding` fills
+the padding beyond an extrapolated boundary by the same rule (:func:`_quad`) and
+:func:`padded_derivatives` runs the same per-point function (:func:`_point`) over
+the owned cells, so a block's derivatives equal the serial ones exactly.
 """
 import math
 
@@ -251,23 +257,39 @@ def padded_derivatives(up, g, h, order, lap_order, dm, dp, lap):
         ax = first + d
         s0 = 1 if ax == 0 else 0
         s1 = 1 if ax == 1 else 0
-        s2 = 1 if ax == 2 else 0
+        t = 1 if ax == 2 else 0
         ih = 1.0 / h[d]
         for i0 in range(n0):
             j0 = i0 + o0
             for i1 in range(n1):
                 j1 = i1 + o1
-                for i2 in range(n2):
-                    j2 = i2 + o2
-                    dmv, dpv, lv = _point(up[j0 - k3 * s0, j1 - k3 * s1, j2 - k3 * s2],
-                                          up[j0 - k2 * s0, j1 - k2 * s1, j2 - k2 * s2],
-                                          up[j0 - s0, j1 - s1, j2 - s2], up[j0, j1, j2],
-                                          up[j0 + s0, j1 + s1, j2 + s2],
-                                          up[j0 + k2 * s0, j1 + k2 * s1, j2 + k2 * s2],
-                                          up[j0 + k3 * s0, j1 + k3 * s1, j2 + k3 * s2], ih, order, lap_order)
-                    dm[d, i0, i1, i2] = dmv
-                    dp[d, i0, i1, i2] = dpv
-                    lap[i0, i1, i2] += lv
+                # the seven stencil lines (the same line shifted along the last axis when ax == 2)
+                rm3 = up[j0 - k3 * s0, j1 - k3 * s1]
+                rm2 = up[j0 - k2 * s0, j1 - k2 * s1]
+                rm1 = up[j0 - s0, j1 - s1]
+                r0 = up[j0, j1]
+                rp1 = up[j0 + s0, j1 + s1]
+                rp2 = up[j0 + k2 * s0, j1 + k2 * s1]
+                rp3 = up[j0 + k3 * s0, j1 + k3 * s1]
+                om = dm[d, i0, i1]
+                op = dp[d, i0, i1]
+                ol = lap[i0, i1]
+                if t == 0:
+                    for i2 in range(n2):
+                        j2 = i2 + o2
+                        dmv, dpv, lv = _point(rm3[j2], rm2[j2], rm1[j2], r0[j2], rp1[j2], rp2[j2], rp3[j2],
+                                              ih, order, lap_order)
+                        om[i2] = dmv
+                        op[i2] = dpv
+                        ol[i2] += lv
+                else:
+                    for i2 in range(n2):
+                        j2 = i2 + o2
+                        dmv, dpv, lv = _point(r0[j2 - k3], r0[j2 - k2], r0[j2 - 1], r0[j2], r0[j2 + 1], r0[j2 + k2],
+                                              r0[j2 + k3], ih, order, lap_order)
+                        om[i2] = dmv
+                        op[i2] = dpv
+                        ol[i2] += lv
 
 
 @numba.njit(cache=True, error_model="numpy")
