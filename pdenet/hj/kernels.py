@@ -20,11 +20,25 @@ One-sided derivatives (``order`` 1 or 5):
 
 Second differences for the diffusion: 2nd-order (1, -2, 1)/h^2 or 4th-order
 (-1, 16, -30, 16, -1)/(12 h^2).
+
+Distributed arrays (the PETSc backend, :mod:`pdenet.hj.petsc`): a rank's block
+comes padded by ``ghost_width`` cells per side; :func:`extrapolate_padding` fills
+the padding beyond an extrapolated boundary by the same rule (:func:`_quad`) and
+:func:`padded_derivatives` runs the same per-point function (:func:`_point`) over
+the owned cells, so a block's derivatives equal the serial ones exactly.
 """
 import math
 
 import numba
 import numpy as np
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _quad(k, u0, u1, u2):
+    """The quadratic through (0, u0), (1, u1), (2, u2) evaluated at -k: the extrapolated value k
+    cells beyond the end cell u0 (u1, u2 its inner neighbours). The one boundary rule of the
+    serial line kernels and of the padded (distributed) arrays, :func:`extrapolate_padding`."""
+    return 0.5 * (k + 1) * (k + 2) * u0 - k * (k + 2) * u1 + 0.5 * k * (k + 1) * u2
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -40,8 +54,7 @@ def _ghost(line_a, j, n, b, periodic):
     else:
         k = j - (n - 1)
         u0, u1, u2 = line_a[n - 1, b], line_a[n - 2, b], line_a[n - 3, b]
-    # quadratic through (0, u0), (1, u1), (2, u2) evaluated at -k
-    return 0.5 * (k + 1) * (k + 2) * u0 - k * (k + 2) * u1 + 0.5 * k * (k + 1) * u2
+    return _quad(k, u0, u1, u2)
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -146,7 +159,7 @@ def _ghost1(r, j, n, periodic):
     else:
         k = j - (n - 1)
         u0, u1, u2 = r[n - 1], r[n - 2], r[n - 3]
-    return 0.5 * (k + 1) * (k + 2) * u0 - k * (k + 2) * u1 + 0.5 * k * (k + 1) * u2
+    return _quad(k, u0, u1, u2)
 
 
 TILE = 16
@@ -184,6 +197,99 @@ def last_axis_derivatives(u2, h, order, periodic, lap_order, dm2, dp2, lap2):
                 dm2[a0 + t, i] = om[i, t]
                 dp2[a0 + t, i] = op[i, t]
                 lap2[a0 + t, i] += ol[i, t]
+
+
+@numba.njit(cache=True, inline="always")
+def ghost_width(order, lap_order):
+    """Padding cells the stencils of :func:`padded_derivatives` read: 3 (WENO5), 2 (first order
+    with the 4th-order Laplacian), 1 (first order, 2nd-order Laplacian)."""
+    if order == 5:
+        return 3
+    return 2 if lap_order == 4 else 1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def extrapolate_padding(u3, g, lower, upper):
+    """Fill the ``g`` padding layers of the middle axis of a padded block ``u3`` (A, n + 2g, B)
+    beyond a physical boundary (``lower``/``upper``) by the serial rule :func:`_quad` (the
+    quadratic through the three end cells; the block must own at least 3 cells there)."""
+    A, m, B = u3.shape
+    top = m - g - 1
+    for a in range(A):
+        for b in range(B):
+            if lower:
+                u0, u1, u2 = u3[a, g, b], u3[a, g + 1, b], u3[a, g + 2, b]
+                for k in range(1, g + 1):
+                    u3[a, g - k, b] = _quad(k, u0, u1, u2)
+            if upper:
+                u0, u1, u2 = u3[a, top, b], u3[a, top - 1, b], u3[a, top - 2, b]
+                for k in range(1, g + 1):
+                    u3[a, top + k, b] = _quad(k, u0, u1, u2)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def padded_derivatives(up, g, h, order, lap_order, dm, dp, lap):
+    """:func:`axis_derivatives` for every axis of an owned block seen with ``g`` padding cells
+    (a rank's ghosted local array, its padding filled by the neighbours, the periodic wrap or
+    :func:`extrapolate_padding`): the same per-point arithmetic (:func:`_point`), no boundary
+    branches.
+
+    ``up``: (m0, m1, m2) padded block; a d-dimensional mesh occupies the last d axes (the
+    leading unit axes have no padding). ``dm``, ``dp``: (d, n0, n1, n2) and ``lap`` (n0, n1, n2)
+    receive the one-sided derivatives and the Laplacian (the second differences summed over the
+    axes in order, as the serial kernels do; zero when ``lap_order`` is 0) of the owned cells.
+    ``h``: (d,) spacings."""
+    ndim = dm.shape[0]
+    n0, n1, n2 = lap.shape
+    first = 3 - ndim
+    o0 = g if first == 0 else 0
+    o1 = g if first <= 1 else 0
+    o2 = g
+    # offsets beyond the stencil's reach are clamped (their values are not used by _point)
+    reach = ghost_width(order, lap_order)
+    k2 = min(2, reach)
+    k3 = min(3, reach)
+    for i0 in range(n0):
+        for i1 in range(n1):
+            for i2 in range(n2):
+                lap[i0, i1, i2] = 0.0
+    for d in range(ndim):
+        ax = first + d
+        s0 = 1 if ax == 0 else 0
+        s1 = 1 if ax == 1 else 0
+        t = 1 if ax == 2 else 0
+        ih = 1.0 / h[d]
+        for i0 in range(n0):
+            j0 = i0 + o0
+            for i1 in range(n1):
+                j1 = i1 + o1
+                # the seven stencil lines (the same line shifted along the last axis when ax == 2)
+                rm3 = up[j0 - k3 * s0, j1 - k3 * s1]
+                rm2 = up[j0 - k2 * s0, j1 - k2 * s1]
+                rm1 = up[j0 - s0, j1 - s1]
+                r0 = up[j0, j1]
+                rp1 = up[j0 + s0, j1 + s1]
+                rp2 = up[j0 + k2 * s0, j1 + k2 * s1]
+                rp3 = up[j0 + k3 * s0, j1 + k3 * s1]
+                om = dm[d, i0, i1]
+                op = dp[d, i0, i1]
+                ol = lap[i0, i1]
+                if t == 0:
+                    for i2 in range(n2):
+                        j2 = i2 + o2
+                        dmv, dpv, lv = _point(rm3[j2], rm2[j2], rm1[j2], r0[j2], rp1[j2], rp2[j2], rp3[j2],
+                                              ih, order, lap_order)
+                        om[i2] = dmv
+                        op[i2] = dpv
+                        ol[i2] += lv
+                else:
+                    for i2 in range(n2):
+                        j2 = i2 + o2
+                        dmv, dpv, lv = _point(r0[j2 - k3], r0[j2 - k2], r0[j2 - 1], r0[j2], r0[j2 + 1], r0[j2 + k2],
+                                              r0[j2 + k3], ih, order, lap_order)
+                        om[i2] = dmv
+                        op[i2] = dpv
+                        ol[i2] += lv
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -259,4 +365,5 @@ def as3(arr, axis):
 
 def dispatchers():
     """The numba dispatchers of this module (for compile/cache statistics)."""
-    return [axis_derivatives, last_axis_derivatives, godunov_quadratic, llf_quadratic, axpy_rhs]
+    return [axis_derivatives, last_axis_derivatives, godunov_quadratic, llf_quadratic, axpy_rhs,
+            extrapolate_padding, padded_derivatives]

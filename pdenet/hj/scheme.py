@@ -162,7 +162,11 @@ class HJScheme:
         """CFL- and (explicit) diffusion-limited step: cfl / (sum alpha_d/h_d + nu sum kappa/h_d^2)."""
         L = self.rhs(u, t)
         self._cache = (u, L)
-        rate = sum(s / h for s, h in zip(self.speed, self.h))
+        return self.dt_from_speed(self.speed)
+
+    def dt_from_speed(self, speed):
+        """The step of :meth:`max_dt` for the per-dimension maxima ``speed`` of |dH/dp_d|."""
+        rate = sum(s / h for s, h in zip(speed, self.h))
         if self.nu_explicit > 0.0:
             kappa = _LAP_EIG[self.lap_order]
             # SSP-RK3 is stable on the negative real axis to 2.51; forward Euler to 2

@@ -14,6 +14,7 @@ from ..expr import coordinate_env, coordinate_names
 from ..hj import exact as hjexact
 from ..hj import particles as P
 from ..hj import plots as _plots  # noqa: F401  (registers the plotters)
+from ..hj.petsc import PETSC_STEPPERS
 from ..hj.common import TIME_SCHEMA, Landscape, check_mesh, interpolate, resolve_nu, second_difference_max
 from ..hj.scheme import HJScheme
 from . import register
@@ -93,6 +94,19 @@ class HamiltonJacobiModel(Model):
     @classmethod
     def validate(cls, data):
         m = data["model"]
+        if data["solver"]["backend"] == "petsc":
+            stepper = data["time"]["stepper"]
+            if stepper not in PETSC_STEPPERS:
+                raise CaseError(f"backend petsc runs the steppers {', '.join(PETSC_STEPPERS)}; stepper "
+                                f"{stepper!r} runs on the built-in backend", key="solver.backend")
+            if m["hamiltonian"] != "quadratic":
+                raise CaseError("backend petsc runs the quadratic Hamiltonian; hamiltonian = 'general' runs "
+                                "on the built-in backend", key="solver.backend")
+            import importlib.util
+
+            if importlib.util.find_spec("petsc4py") is None:
+                raise CaseError("petsc4py is not installed; install MPI and PETSc with "
+                                "scripts/setup-petsc.sh (or use backend = \"builtin\")", key="solver.backend")
         data["model"]["nu_value"] = resolve_nu(m)
         check_mesh(data)
         t = data["time"]
@@ -217,6 +231,8 @@ class HamiltonJacobiModel(Model):
         return self.case["model.outputs"] * (1 + len(self.compare))
 
     def _solve(self, scheme, on_save, progress, dt_fixed):
+        if self.case["solver.backend"] == "petsc":
+            return self._solve_petsc(scheme, on_save, progress, dt_fixed)
         u, t = self.f0.copy(), 0.0
         times = self.save_times()
         on_save(0, 0.0, u)
@@ -228,6 +244,36 @@ class HamiltonJacobiModel(Model):
             t = t1
             on_save(k, t, u)
             progress(1)
+        return u, total
+
+    def _solve_petsc(self, scheme, on_save, progress, dt_fixed):
+        """:meth:`_solve` on PETSc (pdenet.hj.petsc): the state stays distributed between saves."""
+        from solvers import petsc_backend
+
+        from ..hj.petsc import PetscHJ
+
+        c = self.case
+        try:
+            petsc_backend.petsc()
+            run = PetscHJ(scheme, comm=self.comm, options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
+        except petsc_backend.PetscUnavailable as exc:
+            raise c.error(str(exc), key="solver.backend") from None
+        except ValueError as exc:
+            raise c.error(str(exc), key="solver.petsc_options" if "option" in str(exc) else "mesh.cells") from None
+        self.petsc_info = {"petsc_solver": run.description(), "petsc_ranks": run.ranks()}
+        try:
+            run.set_state(self.f0)
+            on_save(0, 0.0, self.f0.copy())
+            total = 0
+            for k, t1 in enumerate(self.save_times()[1:], start=1):
+                total += run.advance(t1, dt_fixed)
+                u = run.gather()
+                on_save(k, t1, u)
+                progress(1)
+            scheme.evaluations += run.evaluations
+            self.petsc_info["krylov_iterations"] = run.ts.linear_iterations()
+        finally:
+            run.destroy()
         return u, total
 
     def run(self, sink, progress=lambda k: None):
@@ -261,6 +307,8 @@ class HamiltonJacobiModel(Model):
 
         u, steps = self._solve(self.scheme, on_save, progress, dt_fixed)
         self.u_final = u
+        if getattr(self, "petsc_info", None):
+            sink.set_attrs(dict(self.petsc_info))
         if "u" in exact:
             sink.write("analysis", "u_exact_final", last_exact["u"],
                        {"meaning": f"[exact] u = {exact['u']} at t_end (for plots)"})
