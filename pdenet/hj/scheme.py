@@ -190,8 +190,10 @@ class HJScheme:
 
     # -- implicit diffusion (IMEX) -------------------------------------------
     def laplacian_matrix(self):
-        """Sparse 2nd-order Laplacian: periodic wrap, or a zero row at an extrapolated end
-        (linear extrapolation: the second difference of the end cell vanishes)."""
+        """Sparse 2nd-order Laplacian: periodic wrap, or at an extrapolated end the ghost value of
+        the quadratic through the three end cells (the rule of the explicit kernels), which makes
+        the second difference of the end cell that of its neighbour: row 0 = (1, -2, 1) on
+        cells 0, 1, 2 (and mirrored at the upper end)."""
         mats = []
         for n, h, per in zip(self.shape, self.h, self.periodic):
             main = -2.0 * np.ones(n)
@@ -201,8 +203,8 @@ class HJScheme:
                 L[0, n - 1] = 1.0
                 L[n - 1, 0] = 1.0
             else:
-                L[0, :] = 0.0
-                L[n - 1, :] = 0.0
+                L[0, :3] = [1.0, -2.0, 1.0]
+                L[n - 1, n - 3:] = [1.0, -2.0, 1.0]
             mats.append(sp.csr_matrix(L) / h ** 2)
         total = None
         for d, Ld in enumerate(mats):
