@@ -1,5 +1,7 @@
 """``pdenet bench petsc``: the 2-D Fokker-Planck steady state on PETSc (GMRES + GAMG
-algebraic multigrid, 1 and 2 MPI ranks) against scipy's sparse direct solver.
+algebraic multigrid, 1 and 2 MPI ranks) against scipy's sparse direct solver, and the
+``training`` measurement: one full-batch Adam iteration of the digits network with its samples
+split over 1 and 2 MPI ranks (the network's ``backend = "petsc"``, :mod:`pdenet.network.distributed`).
 
 The problem is the one of ``pdenet bench fokker-planck`` (f = |x|^2/2, D = 0.5, no-flux,
 [-5, 5]^2): its steady state is the discrete Gibbs density, known in closed form, so every
@@ -81,6 +83,43 @@ def worker(kind, size, repeat):
         print(json.dumps(info))
 
 
+def training_worker(size, repeat):
+    """One full-batch Adam iteration of the digits network (the problem of ``pdenet bench
+    training``: cases/digits_adam.toml's network, seeded random start), samples over the ranks."""
+    from solvers import Schedule, make_stepper, optim
+
+    from .bench_training import LR, SIZES as TSIZES, _problem
+    from .mesh import Mesh
+    from .network import DenseOperator, Head, NetworkPDE
+    from .network.distributed import DataParallel, parallel
+    from .network.pmp import NetworkObjective
+    from .parallel import world
+
+    comm = world()
+    iters, limit = TSIZES[size]["iterations"], TSIZES[size]["limit"]
+    x, y, p0, h, tau = _problem(limit)
+    L = p0["a"].shape[0]
+    net = NetworkPDE(Mesh([0, 0], [1, 1], [8, 8]), "tanh", p0["a"].copy(), DenseOperator(p0["b"].copy()),
+                     Head("classes", "softmax", h, 64, p0["W"].copy(), p0["mu"].copy()),
+                     Schedule(L, tau, L), make_stepper("euler"))
+    engine = DataParallel(net, comm) if parallel(comm) else net
+    obj = NetworkObjective(net, x, y, engine=engine)
+    obj.loss_and_gradient()     # warm-up: numba kernels loaded, BLAS started
+    times, first = [], None
+    for _ in range(repeat):
+        comm.barrier()
+        t0 = time.perf_counter()
+        optim.adam(obj, iters, LR)
+        comm.barrier()
+        times.append((time.perf_counter() - t0) / iters)
+        if first is None:
+            first = float(engine.loss(x, y)[0])
+    if comm.Get_rank() == 0:
+        print(json.dumps({"kind": "training", "median_s": float(np.median(times)), "times": times,
+                          "ranks": comm.Get_size(), "samples": len(y), "iterations": iters,
+                          "first_block_loss": first}))
+
+
 def _spawn(kind, size, repeat, ranks=1):
     from .parallel import mpiexec_command
 
@@ -128,9 +167,39 @@ def run_petsc(size="full", repeat=1, out=sys.stdout):
     if "median_s" in res.get("petsc-gamg", {}) and "median_s" in res.get("petsc-gamg-2", {}):
         print(f"  2-rank speed-up of the GAMG solve: "
               f"{res['petsc-gamg']['median_s'] / res['petsc-gamg-2']['median_s']:.2f}x", file=out)
+    res.update(run_training_petsc(size, repeat, out))
+    return res
+
+
+def run_training_petsc(size="full", repeat=1, out=sys.stdout):
+    """The ``training`` measurement: seconds per full-batch Adam iteration on 1 and 2 ranks."""
+    from .parallel import mpi_available
+
+    ok, why = mpi_available()
+    print("bench petsc training: digits network (N = 64, L = 4, dense, tanh, softmax), one full-batch "
+          "Adam iteration, samples split over the ranks (backend petsc); OMP_NUM_THREADS=1 per rank, "
+          f"median of {max(repeat, 5)} blocks", file=out)
+    if not ok:
+        print(f"  skipped: {why}", file=out)
+        return {}
+    res = {"training-1": _spawn("training", size, max(repeat, 5)),
+           "training-2": _spawn("training", size, max(repeat, 5), ranks=2)}
+    for k, r in res.items():
+        if "error" in r:
+            print(f"  {k}: failed: {r['error']}", file=out)
+            continue
+        print(f"  {r['ranks']} rank{'s' if r['ranks'] > 1 else ' '}  {1e3 * r['median_s']:8.2f} ms per iteration "
+              f"({r['samples']} samples, blocks of {r['iterations']} iterations; loss after the first block "
+              f"{r['first_block_loss']:.12f})", file=out)
+    if all("median_s" in r for r in res.values()):
+        print(f"  2-rank speed-up of a training iteration: "
+              f"{res['training-1']['median_s'] / res['training-2']['median_s']:.2f}x", file=out)
     return res
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        if sys.argv[2] == "training":
+            training_worker(sys.argv[3], int(sys.argv[4]))
+        else:
+            worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -120,9 +120,14 @@ class NetworkModel(Model):
 
     @classmethod
     def validate(cls, data):
-        if data["solver"]["backend"] != "builtin":
-            raise CaseError("the PETSc backend is not available for the network model yet (planned); "
-                            "use backend = \"builtin\"", key="solver.backend")
+        if data["solver"]["backend"] == "petsc":
+            import importlib.util
+
+            # data parallel over MPI ranks needs mpi4py only (pdenet/network/distributed.py)
+            if importlib.util.find_spec("mpi4py") is None:
+                raise CaseError("mpi4py is not installed; install MPI and PETSc with "
+                                "scripts/setup-petsc.sh (or use backend = \"builtin\")",
+                                key="solver.backend")
         time = data["time"]
         if time["stepper"] not in STEPPERS or time["stepper"] == "theta":
             raise CaseError(f"{time['stepper']!r} is not one of euler, heun, rk4, beuler, cn",
@@ -353,6 +358,14 @@ class NetworkModel(Model):
         tr = self.case["train.method"]
         return 2 * self.schedule.steps + (self.case["train.iterations"] if tr != "none" else 0)
 
+    def _parallel(self):
+        """The data-parallel evaluator under backend petsc on more than one rank, else None."""
+        from ..network.distributed import DataParallel, parallel
+
+        if self.case["solver.backend"] == "petsc" and parallel(self.comm):
+            return DataParallel(self.net, self.comm)
+        return None
+
     def _train(self, sink, progress):
         """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
         c = self.case
@@ -376,7 +389,7 @@ class NetworkModel(Model):
                             **{f"final_{k}": v for k, v in last.items() if k in docs or k == "full_loss"}})
         try:
             train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
-                  on_history=write)
+                  on_history=write, comm=self.comm if self._parallel() is not None else None)
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 
@@ -426,9 +439,19 @@ class NetworkModel(Model):
         exact = bool(self.case.get("exact"))
         analyse, linear_u = self.case["model.analysis"], []
         keep = self.case["time.checkpoint_every"] or "all"
+        # under mpiexec with backend petsc: samples in blocks over the ranks; per-sample state is
+        # gathered to rank 0, which alone writes it (and computes the diagnostics from it)
+        par = self._parallel()
+        if par is not None and S < par.size:
+            raise self.case.error(f"{S} samples cannot be split over {par.size} MPI ranks; run on at most "
+                                  f"{S} ranks", key="solver.backend")
+        root = par is None or par.rank == 0
+        engine = net if par is None else par
         sink.set_attrs({"samples": S, "steps": sched.steps, "dt": sched.dt, "intervals": sched.intervals,
                         "stepper": self.stepper.name, "activation": net.activation.name,
                         "kernel": net.operator.kind})
+        if self.case["solver.backend"] == "petsc":
+            sink.set_attrs({"petsc_ranks": 1 if par is None else par.size})
         if getattr(self, "data_description", None):
             sink.set_attrs({"data": self.data_description})
         if self.case["train.method"] != "none":
@@ -438,6 +461,10 @@ class NetworkModel(Model):
             if n not in slot:
                 return
             U = lin[1] if lin is not None else net.pre_activation(f, sched.interval(min(n, sched.steps - 1)))
+            if par is not None:
+                f, U = par.gather(f, S), par.gather(U, S)
+                if not root:
+                    return
             fields = {}
             if "f" in want:
                 fields["f"] = f.reshape((S,) + cells)
@@ -454,10 +481,17 @@ class NetworkModel(Model):
 
         def on_costate(n, lam):
             if n in slot and "r" in want:
+                if par is not None:
+                    lam = par.gather(lam, S)
+                    if not root:
+                        return
                 sink.put_field("r", slot[n], (S / self.mesh.cell_volume) * lam.reshape((S,) + cells), len(saved))
 
-        J, grad, metrics, fT = net.loss_and_gradient(self.inputs, self.targets, keep=keep, on_state=on_state,
-                                                     on_costate=on_costate, progress=progress)
+        J, grad, metrics, fT = engine.loss_and_gradient(self.inputs, self.targets, keep=keep, on_state=on_state,
+                                                        on_costate=on_costate, progress=progress)
+        output = net.head.output(fT)
+        if par is not None:
+            output = par.gather(output, S)
         for name, p in net.params.items():
             sink.write("controls", name, p)
             sink.write("gradients", name, grad[name], {"meaning": f"dJ/d{name}: exact gradient of the "
@@ -465,13 +499,14 @@ class NetworkModel(Model):
         sink.write("controls", "interval_midpoints", self.t_mid)
         sink.write("analysis", "inputs", self.inputs.reshape((S,) + cells))
         sink.write("analysis", "targets", np.asarray(self.targets))
-        sink.write("analysis", "output", net.head.output(fT))
+        if root:
+            sink.write("analysis", "output", output)
         gnorm = float(np.sqrt(sum(np.sum(g * g) for g in grad.values())))
         summary = {"loss": J, "gradient_norm": gnorm, **metrics}
-        if analyse:
+        if analyse and root:
             summary.update(self._analysis(sink, linear_u))
         if self.test is not None:
-            Jt, mt = net.loss(*self.test)
+            Jt, mt = engine.loss(*self.test)
             summary.update({"test_loss": Jt, **{"test_" + k: v for k, v in mt.items()}})
         sink.set_attrs(summary)
         return summary

@@ -45,9 +45,20 @@ class Head:
             return fT
         return self.h * (fT @ self.W.T) + self.mu
 
-    def loss(self, fT, target, grad=None):
-        """Loss J, dJ/df(T) and metrics; adds dJ/dW, dJ/dmu into ``grad`` when given."""
-        S = fT.shape[0]
+    @property
+    def metric_names(self):
+        """Names of the sample-mean metrics :meth:`loss` returns."""
+        return () if self.loss_name == "l2" else ("accuracy",)
+
+    def loss(self, fT, target, grad=None, samples=None):
+        """Loss J, dJ/df(T) and metrics; adds dJ/dW, dJ/dmu into ``grad`` when given.
+
+        ``samples``: the S of the 1/S average (default: the rows of ``fT``). A rank
+        holding a block of the samples passes the global S, so that its J and
+        gradients are its exact share of the global sums (metrics stay means over
+        the rows given).
+        """
+        S = fT.shape[0] if samples is None else samples
         O = self.output(fT)
         metrics = {}
         if self.loss_name == "l2":
@@ -65,9 +76,9 @@ class Head:
         else:
             labels = np.asarray(target, dtype=int)
             logp = log_softmax(O, axis=1)
-            J = -np.sum(logp[np.arange(S), labels]) / S
+            J = -np.sum(logp[np.arange(O.shape[0]), labels]) / S
             dO = softmax(O, axis=1)
-            dO[np.arange(S), labels] -= 1.0
+            dO[np.arange(O.shape[0]), labels] -= 1.0
             dO /= S
             metrics["accuracy"] = float(np.mean(np.argmax(O, axis=1) == labels))
         if self.kind == "identity":

@@ -131,28 +131,37 @@ class NetworkPDE:
     def _gemm_flops(self, f0):
         return 2.0 * np.shape(f0)[0] * self.N * self.N
 
-    def loss(self, f0, target):
+    def loss(self, f0, target, samples=None, regularise=True):
+        """(J, metrics). ``samples``/``regularise``: see :meth:`loss_and_gradient`."""
         with small_gemms(self._gemm_flops(f0)):
             fT, _ = self.forward(f0)
-            J, _, metrics = self.head.loss(fT, target)
-        return J + 0.5 * self.tikhonov * self.regulariser(), metrics
+            J, _, metrics = self.head.loss(fT, target, samples=samples)
+        return (J + 0.5 * self.tikhonov * self.regulariser() if regularise else J), metrics
 
-    def loss_and_gradient(self, f0, target, keep="all", on_state=None, on_costate=None, progress=None):
-        """(J, grad dict, metrics, fT): the exact gradient of the discrete loss."""
+    def loss_and_gradient(self, f0, target, keep="all", on_state=None, on_costate=None, progress=None,
+                          samples=None, regularise=True):
+        """(J, grad dict, metrics, fT): the exact gradient of the discrete loss.
+
+        A share of a data-parallel evaluation (:mod:`pdenet.network.distributed`)
+        passes the global sample count ``samples`` (the 1/S of the loss) and
+        ``regularise=False`` (the Tikhonov term is added once, after the sum over ranks).
+        """
         with small_gemms(self._gemm_flops(f0)):
-            return self._loss_and_gradient(f0, target, keep, on_state, on_costate, progress)
+            return self._loss_and_gradient(f0, target, keep, on_state, on_costate, progress, samples, regularise)
 
-    def _loss_and_gradient(self, f0, target, keep, on_state, on_costate, progress):
+    def _loss_and_gradient(self, f0, target, keep, on_state, on_costate, progress, samples=None,
+                           regularise=True):
         fT, tape = self.forward(f0, keep, on_state, progress)
         grad = self.zero_grad()
         self._zeroed, self._untouched = grad, set(range(self.schedule.intervals))
-        J, lam, metrics = self.head.loss(fT, target, grad)
+        J, lam, metrics = self.head.loss(fT, target, grad, samples=samples)
         try:
             solve_adjoint(self, tape, lam, grad, on_costate, progress)
         finally:
             self._zeroed, self._untouched = None, set()
-        J += 0.5 * self.tikhonov * self.regulariser()
-        self._add_regulariser_grad(grad)
+        if regularise:
+            J += 0.5 * self.tikhonov * self.regulariser()
+            self._add_regulariser_grad(grad)
         return J, grad, metrics, fT
 
 

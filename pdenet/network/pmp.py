@@ -44,10 +44,16 @@ __all__ = ["NetworkObjective", "NetworkPMP", "pam_groups", "sigma_second", "pape
 
 # -- the objective protocol of solvers.optim ---------------------------------------------
 class NetworkObjective:
-    """A :class:`NetworkPDE` with fixed data as the objective of :mod:`solvers.optim`."""
+    """A :class:`NetworkPDE` with fixed data as the objective of :mod:`solvers.optim`.
 
-    def __init__(self, net, f0, target, keep="all"):
+    ``engine`` evaluates the loss and gradient: the network itself (default) or a
+    :class:`~pdenet.network.distributed.DataParallel` wrapper of it, which splits
+    the samples over MPI ranks and returns the same global J and gradient on every rank.
+    """
+
+    def __init__(self, net, f0, target, keep="all", engine=None):
         self.net, self.f0, self.target, self.keep = net, f0, target, keep
+        self.engine = net if engine is None else engine
         self._metrics = {}
 
     @property
@@ -55,11 +61,11 @@ class NetworkObjective:
         return self.net.params
 
     def loss(self):
-        J, self._metrics = self.net.loss(self.f0, self.target)
+        J, self._metrics = self.engine.loss(self.f0, self.target)
         return J
 
     def loss_and_gradient(self):
-        J, grad, self._metrics, _ = self.net.loss_and_gradient(self.f0, self.target, keep=self.keep)
+        J, grad, self._metrics, _ = self.engine.loss_and_gradient(self.f0, self.target, keep=self.keep)
         return J, grad
 
     def metrics(self):

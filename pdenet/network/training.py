@@ -18,6 +18,7 @@ import numpy as np
 from solvers import optim
 from solvers.errors import NumericalError
 
+from .distributed import DataParallel, parallel
 from .pmp import NetworkObjective, NetworkPMP, pam_groups
 
 METHODS = ("gd", "adam", "pam", "msa", "emsa")
@@ -28,8 +29,8 @@ __all__ = ["METHODS", "train", "BatchObjective"]
 class BatchObjective(NetworkObjective):
     """:class:`NetworkObjective` whose gradient calls walk through seeded mini-batches."""
 
-    def __init__(self, net, f0, target, batch_size, seed=0, keep="all"):
-        super().__init__(net, f0, target, keep)
+    def __init__(self, net, f0, target, batch_size, seed=0, keep="all", engine=None):
+        super().__init__(net, f0, target, keep, engine)
         self.all_f0, self.all_target = f0, target
         self.batch_size = int(batch_size)
         self.rng = np.random.default_rng(seed)
@@ -58,12 +59,16 @@ def _box(options, net):
     return box
 
 
-def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None):
+def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None):
     """Train ``net`` in place; returns the history dict (see the module docstring).
 
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
     rho, controls, head_lr, box_a, box_b, eval_every (missing keys take the
     defaults of the ``[train]`` table). ``test`` = (inputs, targets) or None.
+    ``comm``: an mpi4py communicator of more than one rank makes gd, adam and pam
+    data parallel (:mod:`.distributed`): every rank passes the same global data,
+    solves its block of the samples (of each mini-batch, which all ranks draw
+    alike) and holds the same parameters after every step.
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
@@ -71,10 +76,17 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
     box = _box(o, net)
+    engine = net
+    if parallel(comm):
+        if method in ("msa", "emsa"):
+            raise ValueError(f"{method} runs on one rank only; data-parallel training (mpiexec -n P) "
+                             "covers gd, adam and pam")
+        engine = DataParallel(net, comm)
     if o["batch_size"] and method in ("gd", "adam"):
-        objective = BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]), o["seed"], o["keep"])
+        objective = BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]), o["seed"],
+                                   o["keep"], engine)
     else:
-        objective = NetworkObjective(net, inputs, targets, o["keep"])
+        objective = NetworkObjective(net, inputs, targets, o["keep"], engine)
 
     extra = []       # per-iteration evaluation rows, aligned with the driver's history
 
@@ -82,9 +94,9 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         row = {}
         if k % o["eval_every"] == 0 or k == o["iterations"]:
             if isinstance(objective, BatchObjective):
-                row["full_loss"], _ = net.loss(inputs, targets)
+                row["full_loss"], _ = engine.loss(inputs, targets)
             if test is not None:
-                J, m = net.loss(*test)
+                J, m = engine.loss(*test)
                 row["test_loss"] = J
                 for key, v in m.items():
                     row["test_" + key] = v
