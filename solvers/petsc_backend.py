@@ -214,12 +214,21 @@ def _solve(ksp, b, x, what):
 class PetscLinearStepper:
     """beuler | bdf2 | cn for y' = A y with a constant sparse A, on PETSc.
 
+    beuler and cn run as a PETSc TS (types ``beuler``, ``cn``; problem type
+    linear, SNES ``ksponly``: one KSP solve per step on shift I - A, the constant
+    right-hand-side Jacobian A copied into TS's work matrix before each shift),
+    so TS options apply (``-ts_monitor``, even ``-ts_type`` — which changes the
+    scheme). bdf2 (started by one Crank-Nicolson step, like the built-in one;
+    PETSc's TS ``bdf`` starts with backward Euler instead) runs its own KSP
+    solves on the matrices I - c dt A assembled once.
+
     The state lives in a distributed PETSc vector between :meth:`set_state` and
     :meth:`gather`; :meth:`advance` takes any number of steps without gathering.
     """
 
     COEF = {"beuler": 1.0, "cn": 0.5, "bdf2": 2.0 / 3.0}
     DEFAULTS = "-ksp_type gmres -ksp_gmres_restart 60"
+    TS_DEFAULTS = "-ts_adapt_type none -snes_type ksponly"
 
     def __init__(self, name, A, dt, comm=None, options="", rtol=1e-12, atol=1e-300):
         if name not in self.COEF:
@@ -230,10 +239,13 @@ class PetscLinearStepper:
         eye = sp.identity(n, format="csr")
         self.A = to_petsc(A, comm)
         self._ksp = {}
-        kinds = {"beuler": ("beuler",), "cn": ("cn",), "bdf2": ("cn", "bdf2")}[name]
-        for kind in kinds:
-            M = to_petsc(eye - (self.COEF[kind] * self.dt) * A, comm)
-            self._ksp[kind] = _ksp(M, self.DEFAULTS, options, rtol, atol)
+        self._ts = None
+        if name == "bdf2":
+            for kind in ("cn", "bdf2"):
+                M = to_petsc(eye - (self.COEF[kind] * self.dt) * A, comm)
+                self._ksp[kind] = _ksp(M, self.DEFAULTS, options, rtol, atol)
+        else:
+            self._ts = self._make_ts(name, options, rtol, atol)
         self.y = None
         self.prev = None
         self.rhs = self.A.createVecLeft()
@@ -254,9 +266,62 @@ class PetscLinearStepper:
     def gather(self):
         return gather_vec(self.y)
 
+    def _make_ts(self, name, options, rtol, atol):
+        P = petsc()
+        A = self.A
+        ts = P.TS().create(A.comm)
+        ts.setProblemType(P.TS.ProblemType.LINEAR)
+        ts.setType(name)
+        ts.setRHSFunction(lambda ts, t, u, F: A.mult(u, F), A.createVecLeft())
+        # TS shifts its Jacobian matrix in place (shift I - J), so it gets a copy of A, refreshed
+        # from A whenever TS asks for the right-hand-side Jacobian
+        J = A.duplicate(copy=True)
+        same = P.Mat.Structure.SAME_NONZERO_PATTERN
+        ts.setRHSJacobian(lambda ts, t, u, Jm, Pm: A.copy(Jm, structure=same), J, J)
+        ts.setTimeStep(self.dt)
+        ts.setMaxTime(1e300)
+        ts.setExactFinalTime(P.TS.ExactFinalTime.MATCHSTEP)
+        ts.setErrorIfStepFails(False)
+        opts = _Options(self.TS_DEFAULTS, self.DEFAULTS, options, " ".join(_command_line))
+        with opts:
+            ts.getSNES().getKSP().setTolerances(rtol=rtol, atol=atol, max_it=10000)
+            ts.setFromOptions()
+        self._ts_options, self._J = opts, J
+        return ts
+
     def ksp_description(self):
-        k = next(iter(self._ksp.values()))
+        k = self._ts.getSNES().getKSP() if self._ts is not None else next(iter(self._ksp.values()))
         return f"{k.getType()}/{k.getPC().getType()}"
+
+    def ts_description(self):
+        """The TS type (``none`` for bdf2, which runs its own KSP solves)."""
+        return self._ts.getType() if self._ts is not None else "none"
+
+    def _ts_advance(self, nsteps, progress):
+        ts = self._ts
+        ksp = ts.getSNES().getKSP()
+        monitor = None
+        if progress is not None:
+            def monitor(ts, step, t, u):
+                if step > self.steps:
+                    progress(1)
+            ts.setMonitor(monitor)
+        try:
+            ts.setStepNumber(self.steps)
+            ts.setMaxSteps(self.steps + int(nsteps))
+            with self._ts_options:
+                ts.solve(self.y)
+        finally:
+            if monitor is not None:
+                ts.monitorCancel()
+        self.iterations = ts.getKSPIterations()
+        if ts.getConvergedReason() < 0:
+            raise NumericalError(
+                f"PETSc {self.name} step: KSP {ksp.getType()}/{ksp.getPC().getType()} did not converge "
+                f"(reason {ksp.getConvergedReason()}, {ksp.getIterationNumber()} iterations, residual "
+                f"{ksp.getResidualNorm():.3g}; TS reason {ts.getConvergedReason()}); set other "
+                "[solver] petsc_options")
+        self.steps = ts.getStepNumber()
 
     def _step(self):
         y, rhs, dt = self.y, self.rhs, self.dt
@@ -281,7 +346,9 @@ class PetscLinearStepper:
         self.steps += 1
 
     def advance(self, nsteps, progress=None):
-        for _ in range(int(nsteps)):
+        if self._ts is not None:
+            self._ts_advance(nsteps, progress)
+        for _ in range(0 if self._ts is not None else int(nsteps)):
             self._step()
             if progress is not None:
                 progress(1)
@@ -290,6 +357,9 @@ class PetscLinearStepper:
             raise NumericalError(f"{self.name} (PETSc): non-finite state after step {self.steps}")
 
     def destroy(self):
+        if self._ts is not None:
+            self._ts.destroy()
+            self._J.destroy()
         for k in self._ksp.values():
             _OPTIONS.pop(k.handle, None)
             k.getOperators()[0].destroy()
