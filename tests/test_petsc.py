@@ -48,9 +48,11 @@ def test_missing_petsc_is_one_line(monkeypatch):
         pdenet.load_case(case_path("fp_ou_1d.toml"), [PETSC])
 
 
-def test_explicit_stepper_is_not_a_petsc_stepper():
-    with pytest.raises(CaseError, match="backend petsc runs the steppers beuler, bdf2, cn, steady"):
-        pdenet.load_case(case_path("fp_gibbs_double_well.toml"), [PETSC])
+def test_every_stepper_is_a_petsc_stepper():
+    # explicit runs on a DMDA (tests/test_petsc_fp_explicit.py), the others through KSP
+    for stepper in ("explicit", "steady"):
+        case = pdenet.load_case(case_path("fp_gibbs_double_well.toml"), [PETSC, f'time.stepper="{stepper}"'])
+        assert case["solver.backend"] == "petsc" and case["time.stepper"] == stepper
 
 
 # -- one rank -----------------------------------------------------------------------------
