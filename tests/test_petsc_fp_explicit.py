@@ -95,3 +95,19 @@ def test_two_ranks_match_builtin(tmp_path):
             assert np.abs(np.asarray(got.diagnostics["mass"]) - 1).max() < 1e-13  # no-flux/periodic
         else:  # absorbing: mass decreases
             assert np.all(np.diff(got.diagnostics["mass"]) <= 1e-15)
+
+
+@needs_petsc
+@pytest.mark.petsc
+def test_bench_explicit_quick():
+    from pdenet.bench_petsc import run_explicit
+
+    import io
+    buf = io.StringIO()
+    res = run_explicit("quick", 1, out=buf)
+    assert "error" not in res["builtin"] and "error" not in res["dmda-1"], buf.getvalue()
+    assert res["dmda-1"]["max_rel_diff_vs_builtin"] < 1e-12
+    assert res["dmda-1"]["kernel_s"] > 0 and res["dmda-1"]["step_GBs"] > 0
+    if mpi_available()[0]:
+        assert res["dmda-2"]["ranks"] == 2 and res["dmda-2"]["max_rel_diff_vs_builtin"] < 1e-12, buf.getvalue()
+        assert "2-rank speed-up of an explicit step" in buf.getvalue()

@@ -173,7 +173,8 @@ def _fp_euler_local(loc, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, off, 
     """One forward-Euler step of a rank's block: out = rho + dt A rho on the owned cells.
 
     ``loc``: the rank's block padded by one ghost cell on each side of every axis with
-    ``off = 1`` (the axes added to reach 3-D have ``off = 0`` and are inactive); the ghosts
+    ``off = 1`` (the axes added to reach 3-D have ``off = 0`` and are inactive; axis 2 is
+    always a mesh axis, its offset 1 is built in); the ghosts
     hold the neighbours' values (other ranks, periodic wrap) and 0 beyond a physical boundary
     (the no-flux faces have zero coefficients, the absorbing ones a zero ghost, as in
     :func:`_fp_apply`). ``out``, the coefficient arrays and ``keep`` are the owned block.
@@ -182,13 +183,13 @@ def _fp_euler_local(loc, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, off, 
     m0, m1, m2 = out.shape
     h0, h1, h2 = inv_h[0], inv_h[1], inv_h[2]
     a0, a1, a2 = active[0] != 0, active[1] != 0, active[2] != 0
-    o0, o1, o2 = off[0], off[1], off[2]
+    o0, o1 = off[0], off[1]   # the contiguous axis 2 is always a mesh axis: offset 1
     for i in range(m0):
         ri = i + o0
         for j in range(m1):
             rj = j + o1
             for k in range(m2):
-                rk = k + o2
+                rk = k + 1        # rk - 1 >= 0 is then evident (no negative-index wrap per access)
                 r = loc[ri, rj, rk]
                 acc = 0.0
                 if a0:
