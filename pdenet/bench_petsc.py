@@ -8,6 +8,12 @@ The problem is the one of ``pdenet bench fokker-planck`` (f = |x|^2/2, D = 0.5, 
 contender's error is measured against it. Each contender runs in its own process with one
 thread per rank; the matrix is built outside the timing, its conversion to PETSc and the
 multigrid set-up are inside.
+
+``run_explicit`` (also part of ``pdenet bench petsc``): forward-Euler steps of the same problem
+on 2048x2048 (quick: 256x256): the built-in numba kernel (``explicit_steps``) and the DMDA stepper
+(``pdenet.fokkerplanck.dmda``) on 1 and 2 ranks, per step, split into the ghost exchange and the
+kernel pass, with the memory bandwidth achieved against a numpy copy measured in the same
+process (on every rank at once, for the 2-rank figure).
 """
 import json
 import os
@@ -167,6 +173,7 @@ def run_petsc(size="full", repeat=1, out=sys.stdout):
     if "median_s" in res.get("petsc-gamg", {}) and "median_s" in res.get("petsc-gamg-2", {}):
         print(f"  2-rank speed-up of the GAMG solve: "
               f"{res['petsc-gamg']['median_s'] / res['petsc-gamg-2']['median_s']:.2f}x", file=out)
+    res["explicit"] = run_explicit(size, repeat, out)
     res.update(run_training_petsc(size, repeat, out))
     return res
 
@@ -194,12 +201,145 @@ def run_training_petsc(size="full", repeat=1, out=sys.stdout):
     if all("median_s" in r for r in res.values()):
         print(f"  2-rank speed-up of a training iteration: "
               f"{res['training-1']['median_s'] / res['training-2']['median_s']:.2f}x", file=out)
+
+
+# ---------------------------------------------------------------------------
+# explicit steps on a DMDA: 1 and 2 ranks against the built-in kernel
+EXPLICIT = {"full": dict(side=2048, steps=20), "quick": dict(side=256, steps=20)}
+
+
+def _explicit_problem(side):
+    mesh, op = _problem(side)
+    # largest positivity-preserving step 1 / max |A_ii| from the face coefficients (no matrix)
+    diag = np.zeros(mesh.cells)
+    for d in range(mesh.ndim):
+        n = mesh.cells[d]
+        diag += (np.take(op.cR[d], np.arange(0, n), axis=d) + np.take(op.cL[d], np.arange(1, n + 1), axis=d)) \
+            / mesh.spacing[d]
+    dt = 0.5 / diag.max()
+    x, y = mesh.centres()
+    rho0 = np.exp(-((x - 1.0) ** 2 + y ** 2))
+    return mesh, op, dt, rho0 / mesh.integrate(rho0)
+
+
+def explicit_worker(kind, size, repeat):
+    """One contender of run_explicit; prints one JSON line (rank 0)."""
+    from .fokkerplanck.fv import _fp_euler_local
+
+    cfg = EXPLICIT[size]
+    side, steps = cfg["side"], cfg["steps"]
+    mesh, op, dt, rho0 = _explicit_problem(side)
+    info = {"kind": kind, "side": side, "steps": steps, "ranks": 1}
+    barrier = lambda: None  # noqa: E731
+    if kind == "explicit-builtin":
+        op.explicit_steps(rho0, dt, 1)                      # compile / load the kernel
+
+        def fn():
+            return op.explicit_steps(rho0, dt, steps)
+        nbytes = 6 * 8 * mesh.size                          # rho, 4 coefficient arrays, out
+        local = mesh.size
+        ref = None
+    else:
+        from .fokkerplanck.dmda import DmdaEuler
+        from .parallel import world
+
+        comm = world()
+        info["ranks"] = comm.Get_size()
+        barrier = comm.barrier
+        st = DmdaEuler(op, comm if comm.Get_size() > 1 else None)
+        st.set_state(rho0)
+        st.advance(1, dt)
+        local = int(np.prod(st.grid.owned_shape))
+        nbytes = 8 * 8 * local                              # + the ghost exchange's copy (in, out)
+
+        def fn():
+            st.set_state(rho0)
+            st.advance(steps, dt)
+            return st
+        # profile: the ghost exchange and the kernel pass alone
+        g, lv = st.g[0], st.loc
+        args = (st._loc3, st._own3[1], *st._k, op._inv_h, op._active, st._off, st._keep, st._has_keep, dt)
+        parts = {}
+        for name, f in (("ghosts", lambda: st.grid.update_ghosts(g, lv)), ("kernel", lambda: _fp_euler_local(*args)),
+                        ("vec_access", lambda: (st.grid.owned_array(g), st.grid.local_array(lv)))):
+            barrier()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                f()
+            parts[name + "_s"] = (time.perf_counter() - t0) / steps
+        info.update(parts)
+    times = []
+    for _ in range(repeat):
+        barrier()
+        t0 = time.perf_counter()
+        res = fn()
+        barrier()
+        times.append((time.perf_counter() - t0) / steps)
+    # stream-like reference: a numpy copy of this process's share, all ranks at once
+    a = np.ones(local)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    ct = []
+    for _ in range(5):
+        barrier()
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        barrier()
+        ct.append(time.perf_counter() - t0)
+    copy_gbs = 2 * 8 * local * info["ranks"] / min(ct) / 1e9
+    step = float(np.median(times))
+    info.update(step_s=step, times=times, copy_GBs=copy_gbs,
+                step_GBs=nbytes * info["ranks"] / step / 1e9)
+    if kind == "explicit-builtin":
+        whole = res
+    else:
+        whole = res.gather(root_only=True)
+    if whole is not None:
+        ref = op.explicit_steps(rho0, dt, steps) if kind != "explicit-builtin" else whole
+        info["max_rel_diff_vs_builtin"] = float(np.abs(whole - ref).max() / np.abs(ref).max())
+        info["mass"] = float(mesh.integrate(whole))
+        print(json.dumps(info))
+
+
+def run_explicit(size="full", repeat=3, out=sys.stdout):
+    """Print the explicit-step comparison (see the module docstring); returns the results."""
+    from solvers import petsc_backend as pb
+
+    from .parallel import mpi_available
+
+    cfg = EXPLICIT[size]
+    print(f"bench petsc explicit: forward Euler on {cfg['side']}x{cfg['side']}, {cfg['steps']} steps per "
+          f"timing, median of {repeat}; 1 thread per rank", file=out)
+    res = {"builtin": _spawn("explicit-builtin", size, repeat)}
+    if pb.available()[0]:
+        res["dmda-1"] = _spawn("explicit-dmda", size, repeat)
+        if mpi_available()[0]:
+            res["dmda-2"] = _spawn("explicit-dmda", size, repeat, ranks=2)
+    labels = {"builtin": "built-in explicit_steps", "dmda-1": "DMDA, 1 rank", "dmda-2": "DMDA, 2 ranks"}
+    for k, r in res.items():
+        if "error" in r:
+            print(f"  {labels[k]:<24} failed: {r['error']}", file=out)
+            continue
+        prof = ""
+        if "kernel_s" in r:
+            prof = (f"  [ghost exchange {r['ghosts_s'] * 1e3:.2f} ms, kernel {r['kernel_s'] * 1e3:.2f} ms, "
+                    f"Vec array access {r['vec_access_s'] * 1e6:.0f} us]")
+        print(f"  {labels[k]:<24} {r['step_s'] * 1e3:8.2f} ms/step  {r['step_GBs']:5.1f} GB/s "
+              f"(numpy copy {r['copy_GBs']:5.1f} GB/s: {r['step_GBs'] / r['copy_GBs']:.0%})  "
+              f"diff vs built-in {r['max_rel_diff_vs_builtin']:.1e}{prof}", file=out)
+    if "step_s" in res.get("dmda-1", {}) and "step_s" in res.get("dmda-2", {}):
+        print(f"  2-rank speed-up of an explicit step: {res['dmda-1']['step_s'] / res['dmda-2']['step_s']:.2f}x "
+              f"(target >= 1.7x); DMDA 1 rank vs built-in: "
+              f"{res['builtin']['step_s'] / res['dmda-1']['step_s']:.2f}x", file=out)
     return res
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        if sys.argv[2] == "training":
+        kind = sys.argv[2]
+        if kind == "training":
             training_worker(sys.argv[3], int(sys.argv[4]))
+        elif kind.startswith("explicit"):
+            explicit_worker(kind, sys.argv[3], int(sys.argv[4]))
         else:
-            worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+            worker(kind, sys.argv[3], int(sys.argv[4]))

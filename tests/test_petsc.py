@@ -48,9 +48,11 @@ def test_missing_petsc_is_one_line(monkeypatch):
         pdenet.load_case(case_path("fp_ou_1d.toml"), [PETSC])
 
 
-def test_explicit_stepper_is_not_a_petsc_stepper():
-    with pytest.raises(CaseError, match="backend petsc runs the steppers beuler, bdf2, cn, steady"):
-        pdenet.load_case(case_path("fp_gibbs_double_well.toml"), [PETSC])
+def test_every_stepper_is_a_petsc_stepper():
+    # explicit runs on a DMDA (tests/test_petsc_fp_explicit.py), the others through KSP
+    for stepper in ("explicit", "steady"):
+        case = pdenet.load_case(case_path("fp_gibbs_double_well.toml"), [PETSC, f'time.stepper="{stepper}"'])
+        assert case["solver.backend"] == "petsc" and case["time.stepper"] == stepper
 
 
 # -- one rank -----------------------------------------------------------------------------
@@ -148,3 +150,22 @@ def test_two_ranks_match_builtin(tmp_path):
     ref = pdenet.run(case_path("fp_gibbs_double_well.toml"), overrides=['time.stepper="steady"'], write=False)
     assert got.attrs["petsc_ranks"] == 2
     assert rel(got.fields["rho"][0], ref.fields["rho"][0]) < 1e-8
+
+
+@needs_petsc
+@pytest.mark.petsc
+def test_implicit_steppers_run_as_ts():
+    """beuler and cn are PETSc TS of that type (TS options reach them); bdf2 runs its own KSP loop."""
+    for stepper, ts in (("beuler", "beuler"), ("cn", "cn"), ("bdf2", "none")):
+        r = pdenet.run(case_path("fp_ou_1d.toml"), write=False,
+                       overrides=[PETSC, "time.steps=4", f'time.stepper="{stepper}"'])
+        assert r.attrs["petsc_ts"] == ts
+    # -ts_type from the case file changes the scheme: beuler under TS cn matches the built-in cn
+    sets = ["time.steps=4", 'time.stepper="beuler"']
+    got = pdenet.run(case_path("fp_ou_1d.toml"), write=False,
+                     overrides=[*sets, PETSC, 'solver.petsc_options="-ts_type cn"'])
+    cn = pdenet.run(case_path("fp_ou_1d.toml"), write=False, overrides=["time.steps=4", 'time.stepper="cn"'])
+    be = pdenet.run(case_path("fp_ou_1d.toml"), write=False, overrides=sets)
+    assert got.attrs["petsc_ts"] == "cn"
+    assert rel(got.fields["rho"][-1], cn.fields["rho"][-1]) < 1e-10
+    assert rel(got.fields["rho"][-1], be.fields["rho"][-1]) > 1e-6

@@ -90,6 +90,27 @@ def _nb(i, n, per):
     return 0, 0.0
 
 
+@numba.njit(cache=True, inline="always")
+def _fp_axis(r, lo, hi, cLlo, cRlo, cLhi, cRhi, h):
+    """The flux divergence of a cell along one axis: the inflow through its lower face
+    (J = cL rho_lo - cR rho) minus the outflow through its upper face (J = cL rho - cR rho_hi),
+    times 1/spacing. ``lo``/``hi`` are the neighbours' values (0 for a zero ghost).
+
+    The one place of the scheme's per-cell arithmetic: the serial kernel (:func:`_fp_apply`)
+    and the distributed one (:func:`_fp_euler_local`) sum it over the active axes 0, 1, 2
+    in this order, so both give the same numbers bit for bit. Scalars only (an inlined
+    function taking arrays costs reference counting in the inner loop)."""
+    return h * ((cLlo * lo - cRlo * r) - (cLhi * r - cRhi * hi))
+
+
+@numba.njit(cache=True, inline="always")
+def _fp_update(r, acc, kv, dt, euler):
+    """The new value of a cell from its A rho = acc: rho + dt A rho (euler) or A rho;
+    kv = 0 in absorbing cells (A rho = 0 there), else 1."""
+    acc = acc * kv
+    return r + dt * acc if euler else acc
+
+
 @numba.njit(cache=True)
 def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, euler):
     """out = A rho (euler = False) or out = rho + dt A rho (euler = True), one fused pass.
@@ -110,16 +131,14 @@ def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, k
                 r = rho[i, j, k]
                 acc = 0.0
                 if a0:
-                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
-                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                    acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
+                                    cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
                 if a1:
-                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
-                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
-                acc += h2 * ((cL2[i, j, k] * rho[i, j, k - 1] - cR2[i, j, k] * r)
-                             - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * rho[i, j, k + 1]))
-                if has_keep:
-                    acc *= keep[i, j, k]
-                out[i, j, k] = r + dt * acc if euler else acc
+                    acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
+                                    cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
+                acc += _fp_axis(r, rho[i, j, k - 1], rho[i, j, k + 1],
+                                cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
+                out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
             for e in range(2 if n2 > 1 else 1):
                 k = 0 if e == 0 else n2 - 1
                 km, wkm = _nb(k - 1, n2, periodic[2])
@@ -127,17 +146,15 @@ def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, k
                 r = rho[i, j, k]
                 acc = 0.0
                 if a0:
-                    acc += h0 * ((cL0[i, j, k] * (wim * rho[im, j, k]) - cR0[i, j, k] * r)
-                                 - (cL0[i + 1, j, k] * r - cR0[i + 1, j, k] * (wip * rho[ip, j, k])))
+                    acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
+                                    cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
                 if a1:
-                    acc += h1 * ((cL1[i, j, k] * (wjm * rho[i, jm, k]) - cR1[i, j, k] * r)
-                                 - (cL1[i, j + 1, k] * r - cR1[i, j + 1, k] * (wjp * rho[i, jp, k])))
+                    acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
+                                    cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
                 if a2:
-                    acc += h2 * ((cL2[i, j, k] * (wkm * rho[i, j, km]) - cR2[i, j, k] * r)
-                                 - (cL2[i, j, k + 1] * r - cR2[i, j, k + 1] * (wkp * rho[i, j, kp])))
-                if has_keep:
-                    acc *= keep[i, j, k]
-                out[i, j, k] = r + dt * acc if euler else acc
+                    acc += _fp_axis(r, wkm * rho[i, j, km], wkp * rho[i, j, kp],
+                                    cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
+                out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
 
 
 @numba.njit(cache=True)
@@ -149,6 +166,42 @@ def _fp_euler_steps(rho, tmp, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, perio
         _fp_apply(a, b, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, True)
         a, b = b, a
     return a
+
+
+@numba.njit(cache=True)
+def _fp_euler_local(loc, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, off, keep, has_keep, dt):
+    """One forward-Euler step of a rank's block: out = rho + dt A rho on the owned cells.
+
+    ``loc``: the rank's block padded by one ghost cell on each side of every axis with
+    ``off = 1`` (the axes added to reach 3-D have ``off = 0`` and are inactive; axis 2 is
+    always a mesh axis, its offset 1 is built in); the ghosts
+    hold the neighbours' values (other ranks, periodic wrap) and 0 beyond a physical boundary
+    (the no-flux faces have zero coefficients, the absorbing ones a zero ghost, as in
+    :func:`_fp_apply`). ``out``, the coefficient arrays and ``keep`` are the owned block.
+    No boundary branches: every neighbour is in ``loc``. Per cell the arithmetic of
+    :func:`_fp_apply` (:func:`_fp_axis`, :func:`_fp_update`), in the same order."""
+    m0, m1, m2 = out.shape
+    h0, h1, h2 = inv_h[0], inv_h[1], inv_h[2]
+    a0, a1, a2 = active[0] != 0, active[1] != 0, active[2] != 0
+    o0, o1 = off[0], off[1]   # the contiguous axis 2 is always a mesh axis: offset 1
+    for i in range(m0):
+        ri = i + o0
+        for j in range(m1):
+            rj = j + o1
+            for k in range(m2):
+                rk = k + 1        # rk - 1 >= 0 is then evident (no negative-index wrap per access)
+                r = loc[ri, rj, rk]
+                acc = 0.0
+                if a0:
+                    acc += _fp_axis(r, loc[ri - 1, rj, rk], loc[ri + 1, rj, rk],
+                                    cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
+                if a1:
+                    acc += _fp_axis(r, loc[ri, rj - 1, rk], loc[ri, rj + 1, rk],
+                                    cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
+                if a2:
+                    acc += _fp_axis(r, loc[ri, rj, rk - 1], loc[ri, rj, rk + 1],
+                                    cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
+                out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, True)
 
 
 class FokkerPlanckOperator:

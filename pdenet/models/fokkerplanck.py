@@ -21,8 +21,9 @@ from .base import Model
 from ..fokkerplanck import plots as _plots  # noqa: F401  (registers the "fokker-planck" plotter)
 
 STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
-#: steppers that [solver] backend = "petsc" runs (solvers.petsc_backend)
-PETSC_STEPPERS = ("beuler", "bdf2", "cn", "steady")
+#: steppers that [solver] backend = "petsc" runs (solvers.petsc_backend; explicit on a DMDA,
+#: pdenet.fokkerplanck.dmda)
+PETSC_STEPPERS = STEPPERS
 
 
 @register
@@ -171,6 +172,10 @@ class FokkerPlanckModel(Model):
         if self.petsc and self.D_time:
             raise case.error("backend petsc needs a diffusion constant in time (D(t): use "
                              "backend = \"builtin\")", key="solver.backend")
+        if self.petsc and case["time.stepper"] == "explicit" and self.op0.has_cross_terms:
+            raise case.error("backend petsc runs the explicit stepper without cross terms (a diagonal "
+                             "diffusion); use an implicit stepper or backend = \"builtin\"",
+                             key="model.diffusion")
         self._resolve_time()
 
     def _parse_diffusion(self, D):
@@ -450,7 +455,9 @@ class FokkerPlanckModel(Model):
             every = c["time.save_every"]
             dt, steps = self.dt, self.steps
             save(0.0, rho, op)
-            if self.stepper == "explicit":
+            if self.stepper == "explicit" and self.petsc:
+                rho = self._explicit_dmda(op, rho, save, progress, sink)
+            elif self.stepper == "explicit":
                 n = 0
                 while n < steps:
                     chunk = min(every - n % every, steps - n)
@@ -470,7 +477,8 @@ class FokkerPlanckModel(Model):
                 pb = self._petsc_module()
                 st = pb.PetscLinearStepper(self.stepper, op.matrix(), dt, comm=self.comm,
                                            options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
-                sink.set_attrs({"petsc_solver": st.ksp_description(), "petsc_ranks": self._ranks()})
+                sink.set_attrs({"petsc_solver": st.ksp_description(), "petsc_ts": st.ts_description(),
+                                "petsc_ranks": self._ranks()})
                 st.set_state(rho.ravel())
                 n = 0
                 while n < steps:
@@ -551,6 +559,34 @@ class FokkerPlanckModel(Model):
         except petsc_backend.PetscUnavailable as exc:
             raise self.case.error(str(exc), key="solver.backend") from None
         return petsc_backend
+
+    def _explicit_dmda(self, op, rho, save, progress, sink):
+        """The explicit stepper on a DMDA over the ranks (forward Euler with the serial kernel's
+        per-cell arithmetic); saves gather the density to rank 0, which alone computes the
+        diagnostics (the other ranks return None)."""
+        self._petsc_module()
+        from ..fokkerplanck.dmda import DmdaEuler
+        from solvers.errors import NumericalError
+
+        st = DmdaEuler(op, self.comm)
+        sink.set_attrs({"petsc_solver": "dmda/explicit", "petsc_ranks": self._ranks()})
+        try:
+            st.set_state(rho)
+            every, dt, steps, n = self.case["time.save_every"], self.dt, self.steps, 0
+            whole = rho
+            while n < steps:
+                chunk = min(every - n % every, steps - n)
+                st.advance(chunk, dt)
+                n += chunk
+                if not st.all_finite():
+                    raise NumericalError(f"non-finite density at t = {n * dt:g}")
+                progress(chunk)
+                whole = st.gather(root_only=True)
+                if whole is not None:
+                    save(n * dt, whole, op)
+            return whole
+        finally:
+            st.destroy()
 
     def _ranks(self):
         return 1 if self.comm is None else int(self.comm.Get_size())
