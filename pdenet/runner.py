@@ -86,10 +86,10 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
             raise Interrupted(f"{case.source}: interrupted; partial results kept in {path}"
-                              if path else f"{case.source}: interrupted") from None
+                              if h5 is not None else f"{case.source}: interrupted") from None
         except NumericalError as exc:
             sink.finish("failed", str(exc))
-            where = f" (partial results kept in {path})" if path else ""
+            where = f" (partial results kept in {path})" if h5 is not None else ""
             raise SolverError(f"{case.source}: {exc}{where}") from None
         except BaseException as exc:
             sink.finish("failed", f"{type(exc).__name__}: {exc}")
