@@ -154,3 +154,19 @@ def test_two_ranks_match_builtin(tmp_path, name, overrides):
     assert got.status == "complete" and got.attrs["petsc_ranks"] == 2
     agree(got, ref, 1e-10)
     assert datasets(out) == datasets(ref_path)
+
+
+@needs_mpi
+@pytest.mark.petsc
+def test_bench_rows_runs_and_agrees():
+    """The benchmark's workers (pdenet/bench_rows.py), tiny: 1 and 2 ranks give the same loss."""
+    import io
+
+    from pdenet.bench_rows import run_rows
+
+    buf = io.StringIO()
+    res = run_rows(buf, N=65, S=4, L=2, K=2, repeat=1)
+    assert all("median_s" in r for r in res.values()), buf.getvalue()
+    assert res[2]["loss"] == pytest.approx(res[1]["loss"], rel=1e-12)
+    assert res[2]["b_block_mb"] < res[1]["b_block_mb"]
+    assert "2-rank speed-up" in buf.getvalue()

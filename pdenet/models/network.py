@@ -255,7 +255,9 @@ class NetworkModel(Model):
                 return operator(np.zeros((K, n, N)))
             if init == "random":  # entries of B = h b with standard deviation scale / sqrt(N)
                 draws = rng.standard_normal((K, N, N)) if comm is None else normal_rows(rng, K, N, rows)
-                return operator(draws * scale / (mesh.cell_volume * np.sqrt(N)))
+                draws *= scale                                # in place: no K N^2 temporaries
+                draws /= mesh.cell_volume * np.sqrt(N)
+                return operator(draws)
             expr = c.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
             yy = [y.reshape(-1, 1)[rows] for y in mesh.centres()]   # (n, 1): the row variable y
             zz = [y.reshape(1, -1) for y in mesh.centres()]         # (1, N): the column variable z
