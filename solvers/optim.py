@@ -13,6 +13,11 @@ The drivers know the model only through two small duck-typed protocols.
 ``metrics() -> dict`` (optional)
     scalar metrics (e.g. ``accuracy``) at the params of the most recent
     ``loss``/``loss_and_gradient`` call; every key becomes a history entry.
+``sqnorm(arrays) -> float`` (optional; ``gd``, ``adam``)
+    the squared Euclidean norm of a dict of parameter-shaped arrays (gradients,
+    steps), for objectives whose ``params`` are pieces of parameters split over
+    processes (each process steps its own piece; the norms, and the ``gtol``
+    test that depends on them, must be global). Default: the local sum of squares.
 
 **PMP system** (``msa``, ``emsa``; see :class:`pdenet.network.pmp.NetworkPMP`)
 
@@ -97,7 +102,10 @@ def _check_box(params, box):
             raise ValueError(f"box for {name!r} has lower > upper")
 
 
-def _norm(arrays, names):
+def _norm(arrays, names, objective=None):
+    sqnorm = getattr(objective, "sqnorm", None)
+    if sqnorm is not None:
+        return float(np.sqrt(sqnorm({n: arrays[n] for n in names})))
     return float(np.sqrt(sum(float(np.sum(np.square(arrays[n]))) for n in names)))
 
 
@@ -137,30 +145,29 @@ def gd(objective, iterations, lr, box=None, gtol=0.0, callback=None):
     project(params, box)
     hist = _History(callback)
     J, grad = objective.loss_and_gradient()
-    stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names), step=0.0)
+    stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective), step=0.0)
     for _ in range(iterations):
-        if stop or _projected_gradient_norm(params, grad, box, names) <= gtol:
+        if stop or _projected_gradient_norm(params, grad, box, names, objective) <= gtol:
             break
         old = {n: params[n].copy() for n in names}
         for n in names:
             params[n] -= lr * grad[n]
         project(params, box)
-        step = float(np.sqrt(sum(np.sum((params[n] - old[n]) ** 2) for n in names)))
+        step = _norm({n: params[n] - old[n] for n in names}, names, objective)
         J, grad = objective.loss_and_gradient()
-        stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names), step=step)
+        stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective), step=step)
     return hist.arrays()
 
 
-def _projected_gradient_norm(params, grad, box, names):
+def _projected_gradient_norm(params, grad, box, names, objective=None):
     """||x - P_box(x - grad)||: zero exactly at the stationary points of the constrained problem."""
-    total = 0.0
+    d = {}
     for n in names:
-        d = grad[n]
+        d[n] = grad[n]
         if box and n in box:
             lo, hi = box[n]
-            d = params[n] - np.clip(params[n] - grad[n], lo, hi)
-        total += float(np.sum(d * d))
-    return np.sqrt(total)
+            d[n] = params[n] - np.clip(params[n] - grad[n], lo, hi)
+    return _norm(d, names, objective)
 
 
 def adam(objective, iterations, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, box=None, callback=None):
@@ -174,21 +181,22 @@ def adam(objective, iterations, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, box=None,
     v = {n: np.zeros_like(params[n]) for n in names}
     hist = _History(callback)
     J, grad = objective.loss_and_gradient()
-    stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names), step=0.0)
+    stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective), step=0.0)
     for it in range(1, iterations + 1):
         if stop:
             break
         c1, c2 = 1.0 - b1 ** it, 1.0 - b2 ** it
-        step2 = 0.0
+        moved = {}
         for n in names:
             m[n] = b1 * m[n] + (1.0 - b1) * grad[n]
             v[n] = b2 * v[n] + (1.0 - b2) * grad[n] ** 2
             old = params[n].copy()
             params[n] -= lr * (m[n] / c1) / (np.sqrt(v[n] / c2) + eps)
             project(params, box, (n,))
-            step2 += float(np.sum((params[n] - old) ** 2))
+            moved[n] = params[n] - old
         J, grad = objective.loss_and_gradient()
-        stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names), step=np.sqrt(step2))
+        stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective),
+                        step=_norm(moved, names, objective))
     return hist.arrays()
 
 

@@ -35,6 +35,13 @@ class NetworkModel(Model):
     fields = ("f", "u", "r")
     coordinate_prefix = "y"
     schema = {
+        "solver": {
+            "distribute": Key("str", "samples", "backend petsc under mpiexec -n P: what is split over the "
+                              "ranks. `samples`: each rank solves a block of the samples and holds the whole "
+                              "kernel (data parallel). `rows`: each rank holds a block of rows of a dense kernel "
+                              "b (memory K N^2 / P) and every sample (for label meshes too large for one rank; "
+                              "gd/adam/none only).", choices=["samples", "rows"]),
+        },
         "model": {
             "activation": Key("str", "tanh", "sigma.", choices=list(ACTIVATIONS)),
             "intervals": Key("int", 1, "K: controls a, b are piecewise constant on K equal groups of steps "
@@ -128,6 +135,8 @@ class NetworkModel(Model):
                 raise CaseError("mpi4py is not installed; install MPI and PETSc with "
                                 "scripts/setup-petsc.sh (or use backend = \"builtin\")",
                                 key="solver.backend")
+        if data["solver"]["distribute"] == "rows":
+            cls._validate_rows(data)
         time = data["time"]
         if time["stepper"] not in STEPPERS or time["stepper"] == "theta":
             raise CaseError(f"{time['stepper']!r} is not one of euler, heun, rk4, beuler, cn",
@@ -156,6 +165,22 @@ class NetworkModel(Model):
             raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
 
+    @staticmethod
+    def _validate_rows(data):
+        """distribute = "rows": a dense kernel, the petsc backend, an elementwise optimiser."""
+        where = "solver.distribute"
+        if data["solver"]["backend"] != "petsc":
+            raise CaseError("distribute = \"rows\" needs backend = \"petsc\" (run under mpiexec)", key=where)
+        if data["model"]["kernel"]["kind"] != "dense":
+            raise CaseError(f"distribute = \"rows\" splits a dense kernel; kernel kind is "
+                            f"{data['model']['kernel']['kind']!r} (use distribute = \"samples\")", key=where)
+        if data["train"]["method"] not in ("none", "gd", "adam"):
+            raise CaseError(f"distribute = \"rows\" trains with gd or adam only; {data['train']['method']} "
+                            "needs the whole kernel on one rank (use distribute = \"samples\")", key=where)
+        if data["model"]["analysis"]:
+            raise CaseError("model.analysis needs the whole kernel on one rank; use distribute = \"samples\"",
+                            key=where)
+
     # -- construction -------------------------------------------------------
     def __init__(self, case):
         super().__init__(case)
@@ -167,11 +192,33 @@ class NetworkModel(Model):
         self.stepper = make_stepper(t["stepper"], newton_tol=s["newton_tol"],
                                     newton_maxiter=s["newton_maxiter"], krylov_tol=s["krylov_tol"])
         self.inputs, self.targets = self._data()
-        a = self._bias()
-        operator = self._operator()
-        head = self._head()
-        self.net = NetworkPDE(self.mesh, case["model.activation"], a, operator, head, self.schedule,
-                              self.stepper, case["model.tikhonov"])
+        self._net = None
+        if self._rows_wanted():
+            # the kernel's row block depends on the communicator, which the runner sets after
+            # construction: build the network on first use; check the expression now
+            if case["model.kernel.init"] == "expression":
+                case.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
+        else:
+            self._net = self._build_net()
+
+    def _rows_wanted(self):
+        return self.case["solver.distribute"] == "rows" and self.case["solver.backend"] == "petsc"
+
+    def _rows(self):
+        """The row-distributed kernel's communicator when it is in use (more than one rank), else None."""
+        from ..network.distributed import parallel
+
+        return self.comm if self._rows_wanted() and parallel(self.comm) else None
+
+    @property
+    def net(self):
+        if self._net is None:
+            self._net = self._build_net()
+        return self._net
+
+    def _build_net(self):
+        return NetworkPDE(self.mesh, self.case["model.activation"], self._bias(), self._operator(self._rows()),
+                          self._head(), self.schedule, self.stepper, self.case["model.tikhonov"])
 
     def _names(self, prefix):
         return coordinate_names(prefix, self.mesh.ndim)
@@ -190,21 +237,32 @@ class NetworkModel(Model):
         env = coordinate_env("y", self.mesh.centres())
         return np.stack([expr(shape=self.mesh.shape, t=t, **env).ravel() for t in self.t_mid])
 
-    def _operator(self):
+    def _operator(self, comm=None):
+        """The kernel operator; with ``comm`` (distribute = "rows") the rank's rows of the same b."""
         c, mesh = self.case, self.mesh
         K, N, kind = self.schedule.intervals, mesh.size, c["model.kernel.kind"]
         init, scale = c["model.kernel.init"], c["model.kernel.scale"]
         rng = self._rng("model.kernel.seed")
         if kind == "dense":
+            from ..network.distributed import RowDistributedDense, block, normal_rows
+
+            rows = slice(0, N) if comm is None else block(N, comm.Get_rank(), comm.Get_size())
+            n = rows.stop - rows.start
+
+            def operator(b):
+                return DenseOperator(b) if comm is None else RowDistributedDense(b, N, comm)
             if init == "zero":
-                return DenseOperator(np.zeros((K, N, N)))
+                return operator(np.zeros((K, n, N)))
             if init == "random":  # entries of B = h b with standard deviation scale / sqrt(N)
-                return DenseOperator(rng.standard_normal((K, N, N)) * scale / (mesh.cell_volume * np.sqrt(N)))
+                draws = rng.standard_normal((K, N, N)) if comm is None else normal_rows(rng, K, N, rows)
+                draws *= scale                                # in place: no K N^2 temporaries
+                draws /= mesh.cell_volume * np.sqrt(N)
+                return operator(draws)
             expr = c.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
-            yy = [y.reshape(-1, 1) for y in mesh.centres()]   # (N, 1): the row variable y
-            zz = [y.T for y in yy]                                # (1, N): the column variable z
+            yy = [y.reshape(-1, 1)[rows] for y in mesh.centres()]   # (n, 1): the row variable y
+            zz = [y.reshape(1, -1) for y in mesh.centres()]         # (1, N): the column variable z
             env = {**coordinate_env("y", yy), **coordinate_env("z", zz)}
-            return DenseOperator(np.stack([expr(shape=(N, N), t=t, **env) for t in self.t_mid]))
+            return operator(np.stack([expr(shape=(n, N), t=t, **env) for t in self.t_mid]))
         if kind == "lowrank":
             phi_e, psi_e = c["model.kernel.phi"], c["model.kernel.psi"]
             if init == "random" or init == "zero":
@@ -362,7 +420,7 @@ class NetworkModel(Model):
         """The data-parallel evaluator under backend petsc on more than one rank, else None."""
         from ..network.distributed import DataParallel, parallel
 
-        if self.case["solver.backend"] == "petsc" and parallel(self.comm):
+        if self.case["solver.backend"] == "petsc" and parallel(self.comm) and not self._rows_wanted():
             return DataParallel(self.net, self.comm)
         return None
 
@@ -445,13 +503,14 @@ class NetworkModel(Model):
         if par is not None and S < par.size:
             raise self.case.error(f"{S} samples cannot be split over {par.size} MPI ranks; run on at most "
                                   f"{S} ranks", key="solver.backend")
-        root = par is None or par.rank == 0
+        rows = self._rows()          # distribute = "rows": every rank holds every sample, rank 0 writes
+        root = (par is None or par.rank == 0) and (rows is None or rows.Get_rank() == 0)
         engine = net if par is None else par
         sink.set_attrs({"samples": S, "steps": sched.steps, "dt": sched.dt, "intervals": sched.intervals,
                         "stepper": self.stepper.name, "activation": net.activation.name,
                         "kernel": net.operator.kind})
         if self.case["solver.backend"] == "petsc":
-            sink.set_attrs({"petsc_ranks": 1 if par is None else par.size})
+            sink.set_attrs({"petsc_ranks": par.size if par is not None else rows.Get_size() if rows else 1})
         if getattr(self, "data_description", None):
             sink.set_attrs({"data": self.data_description})
         if self.case["train.method"] != "none":
@@ -463,8 +522,8 @@ class NetworkModel(Model):
             U = lin[1] if lin is not None else net.pre_activation(f, sched.interval(min(n, sched.steps - 1)))
             if par is not None:
                 f, U = par.gather(f, S), par.gather(U, S)
-                if not root:
-                    return
+            if not root:
+                return
             fields = {}
             if "f" in want:
                 fields["f"] = f.reshape((S,) + cells)
@@ -483,8 +542,8 @@ class NetworkModel(Model):
             if n in slot and "r" in want:
                 if par is not None:
                     lam = par.gather(lam, S)
-                    if not root:
-                        return
+                if not root:
+                    return
                 sink.put_field("r", slot[n], (S / self.mesh.cell_volume) * lam.reshape((S,) + cells), len(saved))
 
         J, grad, metrics, fT = engine.loss_and_gradient(self.inputs, self.targets, keep=keep, on_state=on_state,
@@ -492,16 +551,21 @@ class NetworkModel(Model):
         output = net.head.output(fT)
         if par is not None:
             output = par.gather(output, S)
+        gnorm = float(np.sqrt(net.sqnorm(grad)))
         for name, p in net.params.items():
+            g = grad[name]
+            if rows is not None and name in net.operator.distributed:   # row blocks -> rank 0
+                p, g = net.operator.gather(p), net.operator.gather(g)
+                if p is None:      # not rank 0
+                    continue
             sink.write("controls", name, p)
-            sink.write("gradients", name, grad[name], {"meaning": f"dJ/d{name}: exact gradient of the "
-                                                                  "discrete loss w.r.t. the array entries"})
+            sink.write("gradients", name, g, {"meaning": f"dJ/d{name}: exact gradient of the "
+                                                         "discrete loss w.r.t. the array entries"})
         sink.write("controls", "interval_midpoints", self.t_mid)
         sink.write("analysis", "inputs", self.inputs.reshape((S,) + cells))
         sink.write("analysis", "targets", np.asarray(self.targets))
         if root:
             sink.write("analysis", "output", output)
-        gnorm = float(np.sqrt(sum(np.sum(g * g) for g in grad.values())))
         summary = {"loss": J, "gradient_norm": gnorm, **metrics}
         if analyse and root:
             summary.update(self._analysis(sink, linear_u))

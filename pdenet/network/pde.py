@@ -105,10 +105,26 @@ class NetworkPDE:
         dur = np.array([self.schedule.interval_steps(k) * self.schedule.dt
                         for k in range(self.schedule.intervals)])
         quad = {"a": self.h, **self.operator.quadrature(self.h)}
-        total = 0.0
+        total, split = 0.0, 0.0
+        distributed = getattr(self.operator, "distributed", ())
         for name, w in quad.items():
             p = self.params[name]
-            total += w * np.sum(dur * np.sum(p.reshape(p.shape[0], -1) ** 2, axis=1))
+            part = w * np.sum(dur * np.sum(p.reshape(p.shape[0], -1) ** 2, axis=1))
+            if name in distributed:
+                split += part
+            else:
+                total += part
+        # a row-distributed kernel (distributed.RowDistributedDense): its part summed over ranks
+        return total + self.operator.allsum(split) if distributed else total
+
+    def sqnorm(self, arrays):
+        """Sum of squares of every entry of a dict of parameter-shaped arrays (gradients, steps):
+        the parts of a distributed kernel are summed over ranks (every rank calls it then)."""
+        distributed = getattr(self.operator, "distributed", ())
+        total = sum(float(np.sum(np.square(v))) for k, v in arrays.items() if k not in distributed)
+        if distributed:
+            total += self.operator.allsum(sum(float(np.sum(np.square(v)))
+                                              for k, v in arrays.items() if k in distributed))
         return total
 
     def _add_regulariser_grad(self, grad):

@@ -71,6 +71,10 @@ class NetworkObjective:
     def metrics(self):
         return dict(self._metrics)
 
+    def sqnorm(self, arrays):
+        """Squared Euclidean norm for the drivers' history (global for a row-distributed kernel)."""
+        return self.net.sqnorm(arrays)
+
 
 def pam_groups(net):
     """PAM blocks (Algorithm 1): [["a"], kernel parameters + head W, mu].

@@ -1,0 +1,111 @@
+"""The row-distributed dense kernel (``[solver] distribute = "rows"``) on 1 and 2 MPI ranks.
+
+One forward + co-state (gradient) evaluation of a wide dense network: N label cells on [0, 1],
+S random samples, L explicit Euler steps, K control intervals, tanh, identity head with the l2
+loss, a seeded random kernel (each rank draws only its rows, :func:`normal_rows`). Each rank
+count runs in its own ``mpiexec`` with one thread per rank; reported: the median seconds per
+evaluation, the per-rank peak resident memory (``ru_maxrss``, which includes the interpreter,
+numpy and MPI, so the figure is the peak minus the resident size before the network is built)
+next to the size of the rank's block of b, and the loss (the same on every rank count, a
+correctness check).
+
+``run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2))`` is the entry
+point (the lead may call it from ``pdenet bench petsc``);
+``python -m pdenet.bench_rows [N S L K repeat]`` runs it.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def worker(N, S, L, K, repeat):
+    from solvers import Schedule, make_stepper
+
+    from .mesh import Mesh
+    from .network import DenseOperator, Head, NetworkPDE
+    from .network.distributed import RowDistributedDense, block, normal_rows, parallel
+    from .parallel import world
+
+    comm = world()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # MB (Linux reports KB)
+    mesh = Mesh([0.0], [1.0], [N], "none")
+    h = mesh.cell_volume
+    rows = block(N, comm.Get_rank(), comm.Get_size())
+    t0 = time.perf_counter()
+    b = normal_rows(np.random.default_rng(0), K, N, rows)
+    b /= h * np.sqrt(N)
+    init_s = time.perf_counter() - t0
+    op = RowDistributedDense(b, N, comm) if parallel(comm) else DenseOperator(b)
+    rng = np.random.default_rng(1)
+    a = 0.1 * rng.standard_normal((K, N))
+    x, y = rng.standard_normal((S, N)), rng.standard_normal((S, N))
+    net = NetworkPDE(mesh, "tanh", a, op, Head("identity", "l2", h, N), Schedule(L, 1.0 / L, K),
+                     make_stepper("euler"))
+    J = net.loss_and_gradient(x, y)[0]       # warm-up: numba kernels, BLAS
+    times = []
+    for _ in range(repeat):
+        comm.barrier()
+        t0 = time.perf_counter()
+        J, grad, _, _ = net.loss_and_gradient(x, y)
+        comm.barrier()
+        times.append(time.perf_counter() - t0)
+    peak = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - base, root=0)
+    gnorm = float(np.sqrt(net.sqnorm(grad)))
+    if comm.Get_rank() == 0:
+        print(json.dumps({"ranks": comm.Get_size(), "median_s": float(np.median(times)), "times": times,
+                          "peak_rss_mb": peak, "b_block_mb": b.nbytes / 2 ** 20, "init_s": init_s,
+                          "loss": float(J), "grad_norm": gnorm}))
+
+
+def _spawn(ranks, N, S, L, K, repeat):
+    from .parallel import mpiexec_command
+
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = "1"
+    args = ["-m", "pdenet.bench_rows", "_worker", *map(str, (N, S, L, K, repeat))]
+    cmd = mpiexec_command(ranks, args) if ranks > 1 else [sys.executable, *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        return {"ranks": ranks, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2)):
+    """Seconds per forward + gradient evaluation and per-rank peak memory, rows split over ranks."""
+    from .parallel import mpi_available
+
+    print(f"bench rows: dense network N = {N}, S = {S}, L = {L} Euler steps, K = {K}, tanh, l2; one forward + "
+          f"co-state evaluation, b's rows split over the ranks; OMP_NUM_THREADS=1 per rank, median of {repeat}",
+          file=out)
+    ok, why = mpi_available()
+    res = {}
+    for P in ranks:
+        if P > 1 and not ok:
+            print(f"  {P} ranks skipped: {why}", file=out)
+            continue
+        r = res[P] = _spawn(P, N, S, L, K, repeat)
+        if "error" in r:
+            print(f"  {P} rank(s): failed: {r['error']}", file=out)
+            continue
+        print(f"  {P} rank{'s' if P > 1 else ' '}  {r['median_s']:8.3f} s per evaluation  (min {min(r['times']):.3f})"
+              f"  b block {r['b_block_mb']:7.1f} MB/rank  peak RSS growth per rank "
+              f"{', '.join(f'{m:.0f}' for m in r['peak_rss_mb'])} MB  loss {r['loss']:.15g}", file=out)
+    if 1 in res and "median_s" in res[1]:
+        for P, r in res.items():
+            if P > 1 and "median_s" in r:
+                print(f"  {P}-rank speed-up: {res[1]['median_s'] / r['median_s']:.2f}x; loss relative difference "
+                      f"{abs(r['loss'] - res[1]['loss']) / abs(res[1]['loss']):.1e}", file=out)
+    return res
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
+        worker(*map(int, sys.argv[2:7]))
+    else:
+        run_rows(**dict(zip(("N", "S", "L", "K", "repeat"), map(int, sys.argv[1:]))))
