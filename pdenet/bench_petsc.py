@@ -175,6 +175,9 @@ def run_petsc(size="full", repeat=1, out=sys.stdout):
               f"{res['petsc-gamg']['median_s'] / res['petsc-gamg-2']['median_s']:.2f}x", file=out)
     res["explicit"] = run_explicit(size, repeat, out)
     res.update(run_training_petsc(size, repeat, out))
+    from .bench_rows import run_rows
+
+    res["rows"] = run_rows(out, **(dict(N=512, S=16, L=4, repeat=2) if size == "quick" else {}))
     return res
 
 
