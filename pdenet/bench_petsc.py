@@ -204,6 +204,7 @@ def run_training_petsc(size="full", repeat=1, out=sys.stdout):
     if all("median_s" in r for r in res.values()):
         print(f"  2-rank speed-up of a training iteration: "
               f"{res['training-1']['median_s'] / res['training-2']['median_s']:.2f}x", file=out)
+    return res
 
 
 # ---------------------------------------------------------------------------
