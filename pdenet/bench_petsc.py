@@ -126,18 +126,25 @@ def training_worker(size, repeat):
                           "first_block_loss": first}))
 
 
-def _spawn(kind, size, repeat, ranks=1):
+def spawn_json(module, worker_args, nprocs=1, **on_error):
+    """Run ``python -m module _worker *worker_args`` (under ``mpiexec -n nprocs`` when nprocs > 1)
+    with one thread per process; returns the JSON object of its last stdout line, or
+    ``{**on_error, "error": last stderr line}`` when it fails."""
     from .parallel import mpiexec_command
 
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = "1"
-    args = ["-m", "pdenet.bench_petsc", "_worker", kind, size, str(repeat)]
-    cmd = mpiexec_command(ranks, args) if ranks > 1 else [sys.executable, *args]
+    args = ["-m", module, "_worker", *map(str, worker_args)]
+    cmd = mpiexec_command(nprocs, args) if nprocs > 1 else [sys.executable, *args]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
-        return {"kind": kind, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+        return {**on_error, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _spawn(kind, size, repeat, ranks=1):
+    return spawn_json("pdenet.bench_petsc", (kind, size, repeat), ranks, kind=kind)
 
 
 def run_petsc(size="full", repeat=1, out=sys.stdout):

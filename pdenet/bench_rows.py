@@ -14,9 +14,7 @@ point (the lead may call it from ``pdenet bench petsc``);
 ``python -m pdenet.bench_rows [N S L K repeat]`` runs it.
 """
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 
@@ -63,17 +61,9 @@ def worker(N, S, L, K, repeat):
 
 
 def _spawn(ranks, N, S, L, K, repeat):
-    from .parallel import mpiexec_command
+    from .bench_petsc import spawn_json
 
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = "1"
-    args = ["-m", "pdenet.bench_rows", "_worker", *map(str, (N, S, L, K, repeat))]
-    cmd = mpiexec_command(ranks, args) if ranks > 1 else [sys.executable, *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        return {"ranks": ranks, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return spawn_json("pdenet.bench_rows", (N, S, L, K, repeat), ranks, ranks=ranks)
 
 
 def run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2)):
