@@ -48,8 +48,10 @@ def test_missing_petsc_is_one_line(monkeypatch):
         pdenet.load_case(case_path("fp_ou_1d.toml"), [PETSC])
 
 
+@needs_petsc
+@pytest.mark.petsc
 def test_every_stepper_is_a_petsc_stepper():
-    # explicit runs on a DMDA (tests/test_petsc_fp_explicit.py), the others through KSP
+    # validation checks that petsc4py is installed; explicit runs on a DMDA (tests/test_petsc_fp_explicit.py), the others through KSP
     for stepper in ("explicit", "steady"):
         case = pdenet.load_case(case_path("fp_gibbs_double_well.toml"), [PETSC, f'time.stepper="{stepper}"'])
         assert case["solver.backend"] == "petsc" and case["time.stepper"] == stepper
