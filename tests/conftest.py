@@ -25,3 +25,12 @@ def run_cli(*args, cwd=None, env=None):
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "pdenet.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=e, timeout=600)
+
+
+def hide_module(monkeypatch, name):
+    """Make ``importlib.util.find_spec(name)`` report the module as not installed (for the
+    one-line 'not installed' errors of optional dependencies)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == name else real(n, *a))

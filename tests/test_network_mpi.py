@@ -15,7 +15,7 @@ from pdenet.errors import CaseError
 from pdenet.network.distributed import block, counts
 from pdenet.parallel import mpi_available, mpiexec_command
 
-from conftest import ROOT, case_path
+from conftest import ROOT, case_path, hide_module
 
 HAVE_MPI, MPI_WHY = mpi_available()
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason=f"network under MPI: {MPI_WHY}")
@@ -107,10 +107,7 @@ def test_split_loss_and_gradient_sum_to_the_whole(name, sets):
 
 
 def test_missing_mpi4py_is_one_line(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mpi4py" else real(n, *a))
+    hide_module(monkeypatch, "mpi4py")
     with pytest.raises(CaseError, match=r"solver.backend: mpi4py is not installed.*scripts/setup-petsc.sh"):
         pdenet.load_case(case_path("digits_adam.toml"), [PETSC])
 

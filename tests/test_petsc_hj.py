@@ -18,7 +18,7 @@ from pdenet.mesh import Mesh
 from pdenet.parallel import mpi_available, mpiexec_command
 from solvers import petsc_backend as pb
 
-from conftest import ROOT, case_path, run_cli
+from conftest import ROOT, case_path, run_cli, hide_module
 
 HAVE_PETSC, PETSC_WHY = pb.available()
 needs_petsc = pytest.mark.skipif(not HAVE_PETSC, reason=f"PETSc backend: {PETSC_WHY}")
@@ -99,10 +99,7 @@ def test_unsupported_combinations_are_one_line_case_errors():
 
 
 def test_missing_petsc_is_one_line(monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "petsc4py" else real(n, *a))
+    hide_module(monkeypatch, "petsc4py")
     with pytest.raises(CaseError, match=r"solver.backend: petsc4py is not installed.*scripts/setup-petsc.sh"):
         pdenet.load_case(CASE1, [PETSC])
 
