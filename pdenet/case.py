@@ -118,8 +118,13 @@ COMMON_SCHEMA = {
         "steps": Key("int", None, "Number of time steps (the depth L of the network).", positive=True),
         "dt": Key("float", None, "Time step tau.", positive=True),
         "stepper": Key("str", "euler", "Time-stepping scheme (model dependent)."),
-        "save_every": Key("int", 1, "Save fields every this many steps (the last step is always saved).",
-                          positive=True),
+        "save_every": Key("int", None, "Save every this many time steps of dt (the initial state and the "
+                          "last step are always saved); models with a fixed step. Default: every step, "
+                          "or `outputs` when that is given.", positive=True),
+        "outputs": Key("int", None, "Save this many times after t = 0, equally spaced to t_end (every "
+                       "model; with a fixed step they must fall on steps). Give outputs or save_every, "
+                       "not both. Default: every step (fixed-step models), 4 (CFL-stepped models).",
+                       positive=True),
         "checkpoint_every": Key("int", 0, "0: keep every step for the backward pass; c > 0: keep every c-th "
                                 "state and recompute in between (memory O(L/c + c)).", minimum=0),
     },
@@ -302,7 +307,7 @@ def resolve_time(time, key_prefix="time"):
 
 
 def build_case(raw, source, base_dir):
-    from .models import get_model  # models register themselves on import
+    from .models import get_model  # imports only the model the case names
 
     if not isinstance(raw.get("case"), dict) or "model" not in raw["case"]:
         raise CaseError("is required", key="case.model", source=source)
@@ -351,9 +356,8 @@ def load_case(path_or_text, overrides=()):
 
 def schema_markdown():
     """The case-file reference (docs/case-files.md) generated from the schemas."""
-    from .models import MODELS, _load_builtin
+    from .models import all_models
 
-    _load_builtin()
 
     def table_md(schema, prefix, lines):
         rows = []
@@ -374,7 +378,7 @@ def schema_markdown():
              "## Tables common to every model"]
     for table, schema in COMMON_SCHEMA.items():
         table_md(schema, table, lines)
-    for name, cls in sorted(MODELS.items()):
+    for name, cls in sorted(all_models().items()):
         lines += ["", f"## model = \"{name}\"", "", (cls.__doc__ or "").strip().splitlines()[0]]
         for table, schema in cls.schema.items():
             table_md(schema, table, lines)

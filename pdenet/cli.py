@@ -96,10 +96,10 @@ def cmd_run(args):
                           if k in result.attrs)
         print(f"wrote {result.path}  ({len(result.time)} saves)  {extra}")
     if args.verbose:
-        from .activations import compile_stats, kernels
+        from .network.activations import compile_stats, kernels
         from .fokkerplanck import kernels as fp_kernels
         from .hj.kernels import dispatchers as hj_kernels
-        from .network.reduced_hjb import kernels as reduced_hjb_kernels
+        from .network.reduced.hjb import kernels as reduced_hjb_kernels
 
         hits, compiled = compile_stats(kernels() + fp_kernels() + hj_kernels() + reduced_hjb_kernels())
         print(f"wall time {time.perf_counter() - start:.3f} s; numba kernels: {hits} loaded from cache, "

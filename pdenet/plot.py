@@ -1,31 +1,37 @@
-"""Plots of results (PNG, matplotlib's Agg backend; no display needed)."""
+"""Plots of results (PNG). Figures are plain :class:`matplotlib.figure.Figure` objects, not
+pyplot figures: nothing here chooses or changes matplotlib's backend, so importing a plot
+module never affects a notebook's inline plotting, and saving needs no display."""
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
-#: model name -> function(result, path, **options) drawing that model's own figure; models
-#: register here (see pdenet/models/base.py) and `pdenet plot` uses it for their files.
-PLOTTERS = {}
+class _Figures:
+    """The three pyplot calls the plotters use, on backend-free figures."""
+
+    @staticmethod
+    def figure(**kwargs):
+        return Figure(**kwargs)
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, *, figsize=None, layout=None, **kwargs):
+        fig = Figure(figsize=figsize, layout=layout)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def close(fig):
+        fig.clear()
 
 
-def register_plotter(model_name):
-    def deco(fn):
-        PLOTTERS[model_name] = fn
-        return fn
-    return deco
+plt = _Figures()
 
 
 def plot_file(result, path, **options):
     """`pdenet plot`: the model's own plotter when it has one, else :func:`plot_result`."""
-    from .models import _load_builtin
+    from .models import get_plotter
 
-    _load_builtin()
-    plotter = PLOTTERS.get(result.attrs.get("model"))
+    plotter = get_plotter(result.attrs.get("model"))
     if plotter is not None:
         return plotter(result, path, **options)
     return plot_result(result, path, **options)

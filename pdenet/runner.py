@@ -68,10 +68,8 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     gathered at each save and rank 0 alone writes the file.
     """
     case = load_case(case, overrides)
-    model = case.model_cls(case)
-    rank = 0
-    if comm is not None and comm.Get_size() > 1:
-        model.comm, rank = comm, comm.Get_rank()
+    model = case.model_cls(case, comm)
+    rank = 0 if model.comm is None else model.comm.Get_rank()
     path = case.output_path(output) if write else None
     memory = MemorySink()
     h5 = H5Sink(path, case["output.compression"]) if write and rank == 0 else None

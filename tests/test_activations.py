@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from pdenet.activations import NAMES, Activation
+from pdenet.network.activations import NAMES, Activation
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -6,7 +6,7 @@ import pytest
 from conftest import case_path
 from pdenet import load_case
 from pdenet.hj import particles as P
-from pdenet.hj.common import Landscape, interpolate
+from pdenet.landscape import Landscape, interpolate
 from pdenet.runner import run
 
 

@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 from conftest import case_path
 from pdenet import load_case
 from pdenet.errors import CaseError
-from pdenet.hj.density import ForwardDensity, histogram_noise_l1, initial_density
+from pdenet.hjb.density import ForwardDensity, histogram_noise_l1, initial_density
 from pdenet.mesh import Mesh
 from pdenet.runner import run
 

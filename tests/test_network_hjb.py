@@ -1,4 +1,4 @@
-"""Reduced functional HJB (Liu & Markowich §4.3): pdenet.network.reduced_hjb and the
+"""Reduced functional HJB (Liu & Markowich §4.3): pdenet.network.reduced.hjb and the
 ``network-hjb`` model.
 
 * the reduction is exact: the full network (low-rank kernel, a = alpha phi_1) on the label
@@ -16,7 +16,7 @@ from conftest import case_path
 from pdenet.case import load_case
 from pdenet.errors import CaseError
 from pdenet.mesh import Mesh
-from pdenet.network.reduced_hjb import ReducedProblem, open_loop, solve_hjb
+from pdenet.network.reduced.hjb import ReducedProblem, open_loop, solve_hjb
 from pdenet.runner import run
 
 CASE = case_path("network_reduced_hjb.toml")

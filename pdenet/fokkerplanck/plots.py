@@ -7,7 +7,7 @@ visible as closed streamlines), and the diagnostics. 3-D: mid-plane slices.
 """
 import numpy as np
 
-from ..plot import plt, register_plotter
+from ..plot import plt
 
 _SHOWN = ("mass", "free_energy", "relative_entropy", "survival", "circulation", "current_l1",
           "error_rho", "particle_l1", "sgd_l1")
@@ -51,7 +51,6 @@ def _survival_panel(ax, result):
     ax.legend(fontsize=7)
 
 
-@register_plotter("fokker-planck")
 def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
     mesh = result.mesh
     rho = result.fields.get(field or "rho")

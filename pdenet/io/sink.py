@@ -105,3 +105,21 @@ class FanOut(Sink):
                     getattr(s, name)(*args, **kwargs)
             return call
         return object.__getattribute__(self, name)
+
+
+class SinkWriter:
+    """The observer (:mod:`solvers.march`) that hands each frame's fields and diagnostics to a
+    sink: ``sink.save`` for the main march; with ``put`` (a second march over the same save
+    times, e.g. a comparison solve) each field goes to its slot by ``put_field``."""
+
+    def __init__(self, sink, put=False, n_saved=None):
+        self.sink, self.put, self.n_saved = sink, put, n_saved
+
+    def __call__(self, frame):
+        if self.put:
+            for name, arr in frame.fields.items():
+                self.sink.put_field(name, frame.index, arr, self.n_saved)
+            for name, value in frame.diagnostics.items():
+                self.sink.put_diagnostic(name, frame.index, value, self.n_saved)
+        else:
+            self.sink.save(frame.t, frame.fields, frame.diagnostics)

@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from ..plot import plt, register_plotter
-from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm  # noqa: E402  (after pdenet.plot chose Agg)
+from ..plot import plt
+from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 
 ROW_HEIGHT = 4.4
 SCHEDULE_LABELS = {"optimal": "optimal (closed form)", "constant": "constant u = 1",
@@ -310,7 +310,6 @@ def make_figure(result, field=None):
     return fig
 
 
-@register_plotter("mean-field")
 def plot_meanfield(result, path, field=None, sample=0, diagnostics=True):
     """Registered plotter of the ``mean-field`` model: one PNG, a row per analysis present.
     ``field`` (a /fields name) replaces max(chi_1, chi_c) in the phase-diagram image."""

@@ -24,11 +24,11 @@ class Model:
     schema = {}
     #: fields this model can save (names under /fields)
     fields = ()
-    #: the MPI communicator of a run spread over ranks (set by the runner; None: one process)
-    comm = None
 
-    def __init__(self, case):
+    def __init__(self, case, comm=None):
         self.case = case
+        # the communicator of a run spread over MPI ranks; None for one process
+        self.comm = comm if comm is not None and comm.Get_size() > 1 else None
         self.mesh = self.build_mesh(case)
 
     @classmethod
@@ -78,3 +78,26 @@ class Model:
         return out
 
     coordinate_prefix = "x"
+
+    # -- the save schedule: one pair of [time] keys with one meaning for every model -------------
+    def save_schedule(self, t_end, steps=None, default_outputs=4):
+        """The :class:`solvers.march.SaveSchedule` of this case: ``time.outputs`` equally spaced
+        saves, or (fixed-step models, ``steps`` given) ``time.save_every`` steps; defaults: every
+        step with a fixed step, ``default_outputs`` saves otherwise. Errors name the key."""
+        from solvers.march import SaveSchedule
+
+        outputs, every = self.case.get("time.outputs"), self.case.get("time.save_every")
+        if outputs is not None and every is not None:
+            raise self.case.error("give outputs or save_every, not both", key="time.outputs")
+        try:
+            if outputs is not None:
+                return SaveSchedule.uniform(t_end, outputs, steps=steps)
+            if steps is None:
+                if every is not None:
+                    raise self.case.error("save_every counts fixed time steps; this case is stepped by "
+                                          "its CFL limit: give time.outputs (or time.dt)",
+                                          key="time.save_every")
+                return SaveSchedule.uniform(t_end, default_outputs)
+            return SaveSchedule.every(steps, t_end / steps, every or 1)
+        except ValueError as exc:
+            raise self.case.error(str(exc), key="time.outputs") from None

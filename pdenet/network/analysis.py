@@ -20,7 +20,7 @@ h-weighted Euclidean ones.
 """
 import numpy as np
 
-from .. import activations as act
+from . import activations as act
 
 __all__ = ["spectrum", "steady_state", "finite_rank_stability", "linearised_operator"]
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from solvers import Schedule, solve_adjoint, solve_forward
 
-from .. import activations as act
-from ..blas import small_gemms
+from . import activations as act
+from .blas import small_gemms
 
 
 class NetworkPDE:

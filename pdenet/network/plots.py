@@ -1,11 +1,7 @@
 """Plots of network runs: training curves (/train) beside the usual field snapshots."""
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..plot import plot_result, register_plotter  # noqa: E402
+from ..plot import plot_result, plt
 
 __all__ = ["plot_network", "plot_training"]
 
@@ -48,7 +44,6 @@ def plot_training(results, labels, path, title="training"):
     return path
 
 
-@register_plotter("network")
 def plot_network(result, path, field=None, sample=0, diagnostics=True):
     """Training curves when the file has /train, else field snapshots and diagnostics."""
     if result.train and "loss" in result.train and field is None:

@@ -87,7 +87,7 @@ def pam_groups(net):
 
 # -- activation second derivative ----------------------------------------------------------
 def sigma_second(name, u):
-    """sigma''(u) for the activations of :mod:`pdenet.activations` (0 on the kinks of relu/leaky)."""
+    """sigma''(u) for the activations of :mod:`pdenet.network.activations` (0 on the kinks of relu/leaky)."""
     u = np.asarray(u, dtype=float)
     if name in ("identity", "relu", "leaky_relu"):
         return np.zeros_like(u)

@@ -1,5 +1,5 @@
 """Case-file model ``network-hjb``: the functional HJB of Liu & Markowich §4.3 for a reduced
-(one- or two-mode) network (see :mod:`pdenet.network.reduced_hjb` and
+(one- or two-mode) network (see :mod:`pdenet.network.reduced.hjb` and
 docs/network-training.md, "Reduced functional HJB").
 
 ``[mesh]`` is the grid of the mode amplitudes c (one dimension per mode), where the value
@@ -16,16 +16,13 @@ import math
 
 import numpy as np
 
-from ..case import REQUIRED, Key, resolve_time
-from ..errors import CaseError
-from ..expr import coordinate_env, coordinate_names
-from ..network import hjb_plots as _plots  # noqa: F401  (registers the plotter)
-from ..network.reduced_hjb import MODE_ACTIVATIONS, ReducedProblem, open_loop, solve_hjb, sup_sigma
-from . import register
-from .base import Model
+from ...case import REQUIRED, Key, resolve_time
+from ...errors import CaseError
+from ...expr import coordinate_env, coordinate_names
+from .hjb import MODE_ACTIVATIONS, ReducedProblem, open_loop, solve_hjb, sup_sigma
+from ...models.base import Model
 
 
-@register
 class NetworkHJBModel(Model):
     """Value function, optimal feedback and closed loop of a one- or two-mode network (§4.3)."""
 
@@ -101,8 +98,8 @@ class NetworkHJBModel(Model):
                                 key=f"mesh.{key}")
         return data
 
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         c = case
         m = len(c["model.modes"])
         N = c["model.label_cells"]

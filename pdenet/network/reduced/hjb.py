@@ -57,9 +57,9 @@ import numpy as np
 from scipy import optimize
 
 from .. import activations as act
-from .heads import Head
-from .operators import LowRankOperator
-from .pde import NetworkPDE
+from ..heads import Head
+from ..operators import LowRankOperator
+from ..pde import NetworkPDE
 
 __all__ = ["ReducedProblem", "HJBSolution", "solve_hjb", "open_loop", "MODE_ACTIVATIONS",
            "sup_sigma", "kernels"]
@@ -248,7 +248,7 @@ class ReducedProblem:
         """(NetworkPDE, f0 (1, N), target (1, N)): low-rank kernel, one control interval per step."""
         from solvers import Schedule, make_stepper
 
-        from ..mesh import Mesh
+        from ...mesh import Mesh
 
         L, m, N = self.steps, self.m, self.N
         mesh = Mesh([0.0], [1.0], [N])

@@ -22,17 +22,14 @@ import numpy as np
 
 from ..case import Key
 from ..errors import CaseError
-from ..meanfield import maps as mf
-from ..meanfield import empirical, lr_control
-from . import register
-from .base import Model
-from ..meanfield import plots as _plots  # noqa: F401  (registers the "mean-field" plotter)
+from . import maps as mf
+from . import empirical, lr_control
+from ..models.base import Model
 
 ANALYSES = ["phase", "maps", "lr_control"]
 ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
 
 
-@register
 class MeanFieldModel(Model):
     """Mean-field signal propagation and learning-rate control (PRODUCT.md 1.4)."""
 
@@ -95,8 +92,8 @@ class MeanFieldModel(Model):
             raise CaseError("a correlation lies in [-1, 1]", key="model.maps.c_in")
         return data
 
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         self.analyses = list(dict.fromkeys(case["model.analyses"]))
         self.activation = mf.activation(case["model.activation"])
 

@@ -3,17 +3,15 @@ import numpy as np
 
 from solvers import STEPPERS, Schedule, make_stepper
 
-from ..activations import NAMES as ACTIVATIONS
+from .activations import NAMES as ACTIVATIONS
 from ..case import Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
-from ..network import ConvolutionOperator, DenseOperator, Head, LowRankOperator, NetworkPDE
-from ..network.data import SOURCES, DataError
-from ..network.heads import KINDS, LOSSES
-from ..network.training import METHODS, train
-from ..network import plots as _plots  # noqa: F401  (registers the "network" plotter)
-from . import register
-from .base import Model
+from . import ConvolutionOperator, DenseOperator, Head, LowRankOperator, NetworkPDE
+from .data import SOURCES, DataError
+from .heads import KINDS, LOSSES
+from .training import METHODS, train
+from ..models.base import Model
 
 INIT = ["expression", "random", "zero"]
 
@@ -27,7 +25,6 @@ def _init_keys(what):
     }
 
 
-@register
 class NetworkModel(Model):
     """Width-depth network PDE of Liu & Markowich (PRODUCT.md 1.1): forward, co-state, exact gradients."""
 
@@ -182,8 +179,8 @@ class NetworkModel(Model):
                             key=where)
 
     # -- construction -------------------------------------------------------
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         t = case["time"]
         K = case["model.intervals"]
         self.schedule = Schedule(t["steps"], t["dt"], K)
@@ -206,7 +203,7 @@ class NetworkModel(Model):
 
     def _rows(self):
         """The row-distributed kernel's communicator when it is in use (more than one rank), else None."""
-        from ..network.distributed import parallel
+        from .distributed import parallel
 
         return self.comm if self._rows_wanted() and parallel(self.comm) else None
 
@@ -244,7 +241,7 @@ class NetworkModel(Model):
         init, scale = c["model.kernel.init"], c["model.kernel.scale"]
         rng = self._rng("model.kernel.seed")
         if kind == "dense":
-            from ..network.distributed import RowDistributedDense, block, normal_rows
+            from .distributed import RowDistributedDense, block, normal_rows
 
             rows = slice(0, N) if comm is None else block(N, comm.Get_rank(), comm.Get_size())
             n = rows.stop - rows.start
@@ -418,7 +415,7 @@ class NetworkModel(Model):
 
     def _parallel(self):
         """The data-parallel evaluator under backend petsc on more than one rank, else None."""
-        from ..network.distributed import DataParallel, parallel
+        from .distributed import DataParallel, parallel
 
         if self.case["solver.backend"] == "petsc" and parallel(self.comm) and not self._rows_wanted():
             return DataParallel(self.net, self.comm)
@@ -485,8 +482,7 @@ class NetworkModel(Model):
         return out
 
     def saved_steps(self):
-        L, every = self.schedule.steps, self.case["time.save_every"]
-        return [n for n in range(L + 1) if n % every == 0 or n == L]
+        return list(self.save_schedule(self.schedule.t_end, self.schedule.steps).steps)
 
     def run(self, sink, progress=lambda k: None):
         net, sched = self.net, self.schedule

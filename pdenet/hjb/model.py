@@ -7,7 +7,7 @@ H = |p|^2/2 + grad f.p: Godunov/WENO5 as in ``hamilton-jacobi``); the optimal fe
 alpha* = grad u (4.32); the backward Kolmogorov equation -v_t = -grad f.grad v + nu Lap v of
 plain SGD (H = grad f.p) for comparison (Theorem 4.11: u <= v). The density of (4.33) under
 the controlled drift -(grad f + alpha*), and that of plain SGD, are solved by the Fokker-Planck
-finite-volume scheme (``pdenet.hj.density``) and/or carried by particles (histograms on the
+finite-volume scheme (``pdenet.hjb.density``) and/or carried by particles (histograms on the
 mesh; ``model.density``); the particle estimates of the two expected costs are compared with
 u(x0, 0) and v(x0, 0).
 """
@@ -18,15 +18,13 @@ from solvers.ssp import integrate
 from ..case import REQUIRED, Key
 from ..errors import CaseError
 from ..expr import coordinate_names
-from ..hj.common import TIME_SCHEMA, Landscape, check_mesh, interpolate, resolve_nu
-from ..hj.density import ForwardDensity, histogram_noise_l1, initial_density
-from ..hj import plots as _plots  # noqa: F401  (registers the plotters)
+from ..hj.common import TIME_SCHEMA, check_mesh, resolve_nu
+from ..landscape import Landscape, interpolate
+from .density import ForwardDensity, histogram_noise_l1, initial_density
 from ..hj.scheme import HJScheme
-from . import register
-from .base import Model
+from ..models.base import Model
 
 
-@register
 class HJBModel(Model):
     """Controlled-SGD HJB, optimal feedback, backward Kolmogorov and particle densities (thesis 4.31-4.34)."""
 
@@ -74,8 +72,8 @@ class HJBModel(Model):
                                 "set model.particle_steps for the particles", key=f"time.{key}")
         return data
 
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         self.nu = case["model.nu_value"]
         d = self.mesh.ndim
         self.f = Landscape(case, "model.f", d)

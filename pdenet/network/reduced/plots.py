@@ -1,7 +1,7 @@
 """Plotter of the ``network-hjb`` model: value function, feedback, closed and open loop."""
 import numpy as np
 
-from ..plot import plt, register_plotter
+from ...plot import plt
 
 __all__ = ["plot_network_hjb"]
 
@@ -20,7 +20,6 @@ def _paths(ax, an, m):
         ax.plot(c[0, 0], c[0, 1], "wo", ms=6)
 
 
-@register_plotter("network-hjb")
 def plot_network_hjb(result, path, field=None, sample=0, diagnostics=True):
     an, attrs, mesh = result.analysis, result.attrs, result.mesh
     m = int(attrs.get("modes", mesh.ndim))

@@ -11,20 +11,18 @@ from solvers.ssp import integrate
 from ..case import REQUIRED, Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
-from ..hj import exact as hjexact
-from ..hj import particles as P
-from ..hj import plots as _plots  # noqa: F401  (registers the plotters)
-from ..hj.petsc import PETSC_STEPPERS
-from ..hj.common import TIME_SCHEMA, Landscape, check_mesh, interpolate, resolve_nu, second_difference_max
-from ..hj.scheme import HJScheme
-from . import register
-from .base import Model
+from . import exact as hjexact
+from . import particles as P
+from .petsc import PETSC_STEPPERS
+from ..landscape import Landscape, interpolate, second_difference_max
+from .common import TIME_SCHEMA, check_mesh, resolve_nu
+from .scheme import HJScheme
+from ..models.base import Model
 
 NAMED_EXACT = ("cole-hopf", "hopf-lax", "heat")
 COMPARE = ("inviscid", "heat")
 
 
-@register
 class HamiltonJacobiModel(Model):
     """Viscous/inviscid Hamilton-Jacobi equation u_t + H(x, grad u) = nu Lap u (local entropy, PRODUCT.md 1.3)."""
 
@@ -124,8 +122,8 @@ class HamiltonJacobiModel(Model):
             raise CaseError("burn must be smaller than inner", key="homogenisation.burn")
         return data
 
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         self.nu = case["model.nu_value"]
         self.f = Landscape(case, "model.f", self.mesh.ndim)
         self.f0 = self.f.on_mesh(self.mesh)
@@ -250,7 +248,7 @@ class HamiltonJacobiModel(Model):
         """:meth:`_solve` on PETSc (pdenet.hj.petsc): the state stays distributed between saves."""
         from solvers import petsc_backend
 
-        from ..hj.petsc import PetscHJ
+        from .petsc import PetscHJ
 
         c = self.case
         try:

@@ -13,12 +13,10 @@ from solvers.linear import LinearStepper, steady_state
 from ..case import Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
-from ..fokkerplanck import diagnostics as fpd
-from ..fokkerplanck.fv import ABSORBING, FokkerPlanckOperator, face_coordinates
-from ..fokkerplanck.particles import ParticleEnsemble
-from . import register
-from .base import Model
-from ..fokkerplanck import plots as _plots  # noqa: F401  (registers the "fokker-planck" plotter)
+from . import diagnostics as fpd
+from .fv import ABSORBING, FokkerPlanckOperator, face_coordinates
+from .particles import ParticleEnsemble
+from ..models.base import Model
 
 STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
 #: steppers that [solver] backend = "petsc" runs (solvers.petsc_backend; explicit on a DMDA,
@@ -26,7 +24,6 @@ STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
 PETSC_STEPPERS = STEPPERS
 
 
-@register
 class FokkerPlanckModel(Model):
     """Fokker-Planck equation rho_t = div(rho grad f) - div(b rho) + div(D grad rho) (PRODUCT.md 1.2)."""
 
@@ -124,8 +121,8 @@ class FokkerPlanckModel(Model):
         return data
 
     # -- construction -------------------------------------------------------
-    def __init__(self, case):
-        super().__init__(case)
+    def __init__(self, case, comm=None):
+        super().__init__(case, comm)
         mesh, nd = self.mesh, self.mesh.ndim
         self.names = coordinate_names("x", nd)
         self.env = coordinate_env("x", mesh.centres())
@@ -142,7 +139,7 @@ class FokkerPlanckModel(Model):
         if case["sgd.loss"] is not None:
             if nd != 1:
                 raise case.error("SGD's diffusion is implemented for one parameter: a 1-D mesh", key="sgd.loss")
-            from ..fokkerplanck.sgd import SGDProblem
+            from .sgd import SGDProblem
             s = case["sgd"]
             self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
             self.D_const = self.D_tensor = None
@@ -565,7 +562,7 @@ class FokkerPlanckModel(Model):
         per-cell arithmetic); saves gather the density to rank 0, which alone computes the
         diagnostics (the other ranks return None)."""
         self._petsc_module()
-        from ..fokkerplanck.dmda import DmdaEuler
+        from .dmda import DmdaEuler
         from solvers.errors import NumericalError
 
         st = DmdaEuler(op, self.comm)
