@@ -101,3 +101,20 @@ class Model:
             return SaveSchedule.every(steps, t_end / steps, every or 1)
         except ValueError as exc:
             raise self.case.error(str(exc), key="time.outputs") from None
+
+    # -- errors against [exact]: one naming scheme for every model ----------------------------------
+    def exact_errors(self, field, t, value, exact=None):
+        """Diagnostics ``error_<field>_l2`` (sqrt of the mesh integral of the squared error; with a
+        leading sample axis, the root mean over samples) and ``error_<field>_max`` of ``value``
+        against the case's exact solution at time ``t`` (``exact``: that solution, if already
+        evaluated). ``pdenet converge`` reads these instead of rebuilding the model."""
+        return error_norms(self.mesh, field, value, self.exact_fields(t)[field] if exact is None else exact)
+
+
+def error_norms(mesh, field, value, exact):
+    """``{error_<field>_l2, error_<field>_max}`` of ``value - exact`` on ``mesh`` (see
+    :meth:`Model.exact_errors`)."""
+    e = np.asarray(value, dtype=float) - exact
+    sq = mesh.integrate(e ** 2) if e.ndim == mesh.ndim else np.mean(
+        [mesh.integrate(s ** 2) for s in e.reshape((-1,) + tuple(mesh.cells))])
+    return {f"error_{field}_l2": float(np.sqrt(sq)), f"error_{field}_max": float(np.max(np.abs(e)))}
