@@ -134,11 +134,14 @@ class HamiltonJacobiModel(Model):
         self.dt = case.get("time.dt")
         # saves: time.outputs equally spaced; with a fixed step (time.dt/steps) also time.save_every
         # (both stepped to each save time by HJSystem.advance_to)
-        every = self.dt and case.get("time.save_every") is not None
-        self.schedule = SaveSchedule(self.save_schedule(self.t_end, steps=case["time.steps"] if every else None).times)
+        steps = case["time.steps"] if self.dt and case.get("time.save_every") is not None else None
+        self.schedule = SaveSchedule(self.save_schedule(self.t_end, steps=steps).times)
         try:
             self.heat = case["model.equation"] == "heat"
             self.scheme = self._scheme(self.nu, a=0.0 if self.heat else 1.0)
+            # the comparison solves: name -> (field, scheme)
+            self.compare_schemes = {name: ("u_inviscid", self._scheme(0.0)) if name == "inviscid"
+                                    else ("v_heat", self._scheme(self.nu, a=0.0)) for name in self.compare}
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
         self._check_exact()
@@ -228,9 +231,6 @@ class HamiltonJacobiModel(Model):
         return hjexact.hopf_lax(f, x, t, (mesh.lower[0], mesh.upper[0]), period=period)
 
     # -- running ------------------------------------------------------------
-    def save_times(self):
-        return list(self.schedule.times)
-
     def work_units(self):
         return self.schedule.work * (1 + len(self.compare))
 
@@ -285,9 +285,7 @@ class HamiltonJacobiModel(Model):
                    **{f"final_{k}": v for k, v in final.values.items()}}
 
         nsave = len(self.schedule.times)
-        for name in self.compare:
-            field = "u_inviscid" if name == "inviscid" else "v_heat"
-            scheme = self._scheme(0.0) if name == "inviscid" else self._scheme(self.nu, a=0.0)
+        for name, (field, scheme) in self.compare_schemes.items():
             _, summary[f"steps_{name}"] = self._march(
                 scheme, [StateField(field, want), SinkWriter(sink, put=True, n_saved=nsave)], progress)
 

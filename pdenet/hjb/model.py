@@ -133,10 +133,9 @@ class HJBModel(Model):
                                   key="output.fields")
         return wanted
 
-    def _backward(self, scheme, progress):
-        """Values at the particle steps t_k = T k/K (k = 0..K), solved backward from V (in
-        tau = T - t); returns (levels (K+1, *cells), steps)."""
-        K = self.case["model.particle_steps"]
+    def _backward(self, scheme, K, progress):
+        """Values at the times t_k = T k/K (k = 0..K), solved backward from V (in tau = T - t);
+        returns (values (K+1, *cells), steps)."""
         levels, system = [], HJSystem(scheme)
         march(system, self.V.on_mesh(self.mesh), SaveSchedule.uniform(self.T, K),
               [lambda frame: levels.append(frame.state)], progress)
@@ -145,8 +144,8 @@ class HJBModel(Model):
     def run(self, sink, progress=lambda k: None):
         c, mesh, d = self.case, self.mesh, self.mesh.ndim
         K = c["model.particle_steps"]
-        U, n_u = self._backward(self.hjb, progress)
-        Vk, n_v = self._backward(self.kolmogorov, progress)
+        U, n_u = self._backward(self.hjb, K, progress)
+        Vk, n_v = self._backward(self.kolmogorov, K, progress)
         grads = np.stack([self.hjb.gradient(U[k]) for k in range(K + 1)])  # (K+1, d, *cells)
 
         density = c["model.density"]
