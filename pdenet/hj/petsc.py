@@ -114,7 +114,7 @@ class PetscHJ:
         dt_of = (lambda t: dt_fixed) if dt_fixed else self.max_dt
         return self.ts.advance(t1, dt_of)
 
-    def advance_to(self, state, t0, t1):
+    def advance_to(self, state: np.ndarray | None, t0: float, t1: float) -> tuple[np.ndarray, int]:
         """Step the distributed state (``state``, the last gathered copy, is not read) to t1;
         returns (gathered u, steps)."""
         n = self.advance(t1, self.dt)

@@ -18,6 +18,8 @@ Hamiltonians:
   each point (a callable, or estimated by central differences in p at p-,
   (p- + p+)/2 and p+).
 """
+from __future__ import annotations
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -137,7 +139,7 @@ class HJScheme:
             out[d] = np.abs(self.general(Pp) - self.general(Pm)) / (2.0 * step)
         return out
 
-    def rhs(self, u, t=0.0, out=None):
+    def rhs(self, u: np.ndarray, t: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
         """L(u) = -H_hat + nu_explicit Lap_h u, shaped like u: written into ``out`` (a C-contiguous
         float array of the mesh's size) or, without it, into a new array (the steppers of
         :mod:`solvers.ssp` need a new one per stage; they update stages in place)."""
@@ -157,11 +159,12 @@ class HJScheme:
         return (0.5 * (dm + dp)).reshape((self.ndim,) + self.shape)
 
     # -- time stepping ------------------------------------------------------
-    def max_dt(self, u, t=0.0):
+    def max_dt(self, u: np.ndarray, t: float = 0.0) -> float:
         """CFL- and (explicit) diffusion-limited step: cfl / (sum alpha_d/h_d + nu sum kappa/h_d^2)."""
         return self.dt_and_rhs(u, t)[0]
 
-    def dt_and_rhs(self, u, t=0.0, out=None):
+    def dt_and_rhs(self, u: np.ndarray, t: float = 0.0,
+                   out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """``(max_dt(u), L(u))``: the CFL rule evaluates L(u) (the speeds come with H_hat), and a
         step from u can start from it (``step(u, t, dt, f0=L)``); ``out`` as in :meth:`rhs`."""
         L = self.rhs(u, t, out)
@@ -179,7 +182,7 @@ class HJScheme:
             return np.inf
         return self.cfl / rate
 
-    def step(self, u, t, dt, f0=None):
+    def step(self, u: np.ndarray, t: float, dt: float, f0: np.ndarray | None = None) -> np.ndarray:
         """One step of the stepper from (u, t); ``f0``: L(u) if already evaluated (it is only read)."""
         if self.stepper == "ssp-rk3":
             return ssp_rk3_step(self.rhs, u, t, dt, f0)
@@ -248,7 +251,7 @@ class HJSystem:
         self.rate = np.empty(scheme.shape)
         self.steps = 0
 
-    def _cfl(self, u, t):
+    def _cfl(self, u: np.ndarray, t: float) -> tuple[float, np.ndarray]:
         return self.scheme.dt_and_rhs(u, t, out=self.rate)
 
     def advance_to(self, u: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, int]:

@@ -40,6 +40,7 @@ class ForwardSystem:
         for k in range(n0, n0 + n):
             p = euler_maruyama_step(p, self.grad_f, self.grads[k], self.mesh, self.nu, self.dt, self.rng)
         if self.density is not None:
+            assert self.U is not None, "the controlled density needs the values U"
             for k in range(n0, n0 + n):
                 rc = self.density.advance(rc, self.dt, self.U[k])
                 ru = self.density.advance(ru, self.dt)
