@@ -114,3 +114,12 @@ def test_hj_system_equals_integrate_with_the_cfl_rule(stepper):
     assert np.array_equal(v, w) and n == m == system.steps
     fixed = HJSystem(s, dt=0.3 / 7)
     assert np.array_equal(fixed.advance_to(u, 0.0, 0.3)[0], integrate(s.step, u, 0.0, 0.3, lambda u_, t_: 0.3 / 7)[0])
+
+
+@pytest.mark.parametrize("name,sets", [("hj_kink_1d.toml", ['output.fields=["rho"]']),
+                                       ("hjb_double_well.toml", ['output.fields=["rho"]', 'model.density="pde"'])])
+def test_saved_fields_are_checked_while_constructing(name, sets):
+    case = load_case(case_path(name), sets)
+    with pytest.raises(CaseError) as err:
+        case.model_cls(case)
+    assert err.value.key == "output.fields"

@@ -145,6 +145,7 @@ class HamiltonJacobiModel(Model):
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
         self._check_exact()
+        self.want = set(self.saved_fields())
         x0 = np.atleast_1d(np.asarray(case["particles.x0"], float))
         if x0.size not in (1, self.mesh.ndim):
             raise case.error(f"has {x0.size} entries for a {self.mesh.ndim}-D mesh", key="particles.x0")
@@ -264,7 +265,7 @@ class HamiltonJacobiModel(Model):
         return u, system.steps
 
     def run(self, sink, progress=lambda k: None):
-        want = set(self.saved_fields())
+        want = self.want
         exact = self.case.get("exact") or {}
         C = second_difference_max(self.f0, self.mesh)
         sink.set_attrs({"nu": self.nu, "order": self.case["model.order"], "flux": self.scheme.flux,

@@ -95,6 +95,7 @@ class HJBModel(Model):
             raise case.error(f"has {x0.size} entries for a {d}-D mesh", key="model.x0")
         self.x0 = np.broadcast_to(x0, (d,)).copy()
         self.schedule = self._schedule(case["model.particle_steps"])
+        self.want = set(self.saved_fields())
 
     def _schedule(self, K):
         """The saves on the particle steps t_k = T k/K: time.outputs equally spaced (rounded to
@@ -163,7 +164,7 @@ class HJBModel(Model):
         compare = DensityComparison(mesh, names) if pde and parts else None
         observers = [ValueFunctions(U, Vk, grads), *([ParticleDensities(mesh, f_cells)] if parts else []),
                      *([PDEDensities(mesh, f_cells, names)] if pde else []), *([compare] if compare else []),
-                     KeepFields(set(self.saved_fields())), SinkWriter(sink)]
+                     KeepFields(self.want), SinkWriter(sink)]
         end = march(system, start, self.schedule, observers, lambda n: progress(n * (2 if pde else 1)))
 
         X, Y, running = end.particles.X, end.particles.Y, end.particles.running
