@@ -22,11 +22,14 @@ import numpy as np
 from .errors import NumericalError
 
 
-def ssp_rk3_step(rhs, u, t, dt):
-    """One SSP-RK3 step (``rhs`` returns a new array on each call; it is updated in place): u1 = u + dt L(u); u2 = 3/4 u + 1/4 (u1 + dt L(u1));
-    u_new = 1/3 u + 2/3 (u2 + dt L(u2))."""
-    # in-place updates of the stage arrays (rhs must return a fresh array from the 2nd call on)
-    u1 = dt * rhs(u, t)
+def ssp_rk3_step(rhs, u, t, dt, f0=None):
+    """One SSP-RK3 step: u1 = u + dt L(u); u2 = 3/4 u + 1/4 (u1 + dt L(u1));
+    u_new = 1/3 u + 2/3 (u2 + dt L(u2)).
+
+    ``rhs(v, s)`` must return a new array on each call: the stepper updates the second and third
+    stage values in place (the third becomes the returned state). ``f0``: L(u, t) when the caller
+    has it already (a CFL rule evaluates it); it is only read."""
+    u1 = dt * (rhs(u, t) if f0 is None else f0)
     u1 += u
     u2 = rhs(u1, t + dt)
     u2 *= dt
@@ -41,20 +44,22 @@ def ssp_rk3_step(rhs, u, t, dt):
     return out
 
 
-def forward_euler_step(rhs, u, t, dt):
-    return u + dt * rhs(u, t)
+def forward_euler_step(rhs, u, t, dt, f0=None):
+    """u + dt rhs(u, t) (``f0``: rhs(u, t) if already evaluated)."""
+    return u + dt * (rhs(u, t) if f0 is None else f0)
 
 
-def imex_euler_step(rhs, solve, u, t, dt):
-    """u_new = (I - dt A)^{-1} (u + dt rhs(u, t)): explicit non-stiff part, implicit stiff part."""
-    return solve(u + dt * rhs(u, t), dt)
+def imex_euler_step(rhs, solve, u, t, dt, f0=None):
+    """u_new = (I - dt A)^{-1} (u + dt rhs(u, t)): explicit non-stiff part, implicit stiff part
+    (``f0``: rhs(u, t) if already evaluated)."""
+    return solve(u + dt * (rhs(u, t) if f0 is None else f0), dt)
 
 
 ARS_GAMMA = 1.0 - 1.0 / 2.0 ** 0.5
 ARS_DELTA = 1.0 - 1.0 / (2.0 * ARS_GAMMA)
 
 
-def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt):
+def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt, f0=None):
     """One step of the L-stable, second-order IMEX Runge-Kutta method ARS(2,2,2) of Ascher,
     Ruuth & Spiteri (1997), gamma = 1 - 1/sqrt(2), delta = 1 - 1/(2 gamma):
 
@@ -62,29 +67,38 @@ def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt):
         U3 = u + dt [d E(u) + (1 - d) E(U2)] + dt [(1 - g) I(U2) + g I(U3)],  u_new = U3
 
     (E = ``rhs`` the explicit part, I = A the stiff linear part; ``solve(b, c)`` returns z with
-    z - c A z = b, ``apply_implicit(z)`` returns A z). Stiffly accurate: u_new is the last stage."""
+    z - c A z = b, ``apply_implicit(z)`` returns A z). Stiffly accurate: u_new is the last stage.
+    ``f0``: E(u) at t if already evaluated."""
     g, d = ARS_GAMMA, ARS_DELTA
-    e1 = rhs(u, t)
+    e1 = rhs(u, t) if f0 is None else f0
     U2 = solve(u + (dt * g) * e1, dt * g)
     e2 = rhs(U2, t + g * dt)
     b = u + dt * (d * e1 + (1.0 - d) * e2) + (dt * (1.0 - g)) * apply_implicit(U2)
     return solve(b, dt * g)
 
 
-def integrate(step, u, t0, t1, dt_of, on_step=None, max_steps=10_000_000):
+def integrate(step, u, t0, t1, dt_of, on_step=None, max_steps=10_000_000, first_stage=False):
     """Advance ``u`` from ``t0`` to ``t1`` with ``step(u, t, dt)``; the step size is
     ``min(dt_of(u, t), t1 - t)`` so that the last step lands on ``t1``.
+
+    ``first_stage``: ``dt_of(u, t)`` returns ``(dt, f)`` with ``f`` the right-hand side at
+    (u, t), which a CFL rule evaluates anyway, and the step is called as ``step(u, t, dt, f)``
+    so that it need not evaluate it again.
 
     ``on_step(u, t)`` is called after every step. Returns (u, number of steps).
     Raises :class:`NumericalError` on a non-finite state or a non-positive step size.
     """
     t, n = float(t0), 0
     while t < t1 - 1e-14 * max(1.0, abs(t1)):
-        dt = float(dt_of(u, t))
+        if first_stage:
+            dt, f = dt_of(u, t)
+            dt = float(dt)
+        else:
+            dt = float(dt_of(u, t))
         if not dt > 0.0:  # NaN or non-positive (inf: no restriction, one step to t1)
             raise NumericalError(f"step size {dt!r} at t = {t:.6g} (state blew up or CFL bound is zero)")
         dt = min(dt, t1 - t)
-        u = step(u, t, dt)
+        u = step(u, t, dt, f) if first_stage else step(u, t, dt)
         t = t1 if t + dt >= t1 - 1e-14 * max(1.0, abs(t1)) else t + dt
         n += 1
         if not np.isfinite(np.sum(u)):

@@ -99,7 +99,7 @@ def test_hj_algorithm_step_is_the_proximal_gradient():
 
 def test_figure41_case_runs_particles(tmp_path):
     case = load_case(case_path("hj_figure41.toml"), ["mesh.cells=[128]", "particles.runs=40",
-                                                      "particles.steps=30", "model.outputs=2"])
+                                                      "particles.steps=30", "time.outputs=2"])
     r = run(case, write=False)
     for name in ("u", "u_inviscid", "v_heat"):
         assert r.fields[name].shape == (3, 128)

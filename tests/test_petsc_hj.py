@@ -26,7 +26,7 @@ PETSC = 'solver.backend="petsc"'
 CASE1 = case_path("hj_quadratic_1d.toml")
 CASE2 = case_path("hj_quadratic_2d.toml")
 SETS1 = ["mesh.cells=[40]"]
-SETS2 = ["mesh.cells=[16,16]", "model.outputs=2", "time.t_end=0.2"]
+SETS2 = ["mesh.cells=[16,16]", "time.outputs=2", "time.t_end=0.2"]
 IMEX = 'time.stepper="imex"'
 
 

@@ -1,5 +1,7 @@
 """Case-file pieces shared by the ``hamilton-jacobi`` and ``hjb`` models: the [time] table of
-the HJ schemes, nu from nu or beta, boundary checks."""
+the HJ schemes, nu from nu or beta, boundary checks, the deprecated ``model.outputs``."""
+import warnings
+
 import numpy as np
 
 from ..case import Key
@@ -16,6 +18,24 @@ TIME_SCHEMA = {
     "cfl": Key("float", 0.5, "hamilton-jacobi/hjb: safety factor of the automatic step "
                "dt = cfl / (sum_d max|dH/dp_d|/h_d + nu sum_d kappa/h_d^2 / 2.5).", positive=True),
 }
+
+
+#: ``model.outputs``, the deprecated alias of ``[time] outputs`` (kept so that old case files run)
+OUTPUTS_ALIAS = Key("int", None, "Deprecated alias of [time] outputs (the number of saved times after "
+                    "t = 0); give time.outputs.", positive=True)
+
+
+def outputs_alias(data, prefix="model"):
+    """Map the deprecated ``model.outputs`` onto ``time.outputs`` (one of them, or both equal)."""
+    old = data[prefix].get("outputs")
+    if old is None:
+        return
+    new = data["time"].get("outputs")
+    if new is not None and new != old:
+        raise CaseError(f"is the deprecated alias of time.outputs; give time.outputs only (here "
+                        f"time.outputs = {new}, {prefix}.outputs = {old})", key=f"{prefix}.outputs")
+    warnings.warn(f"{prefix}.outputs is deprecated; give [time] outputs", DeprecationWarning, stacklevel=3)
+    data["time"]["outputs"] = old
 
 
 def resolve_nu(model, prefix="model"):

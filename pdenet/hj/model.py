@@ -6,17 +6,19 @@ and the Entropy-SGD homogenisation is checked against grad u (``[homogenisation]
 """
 import numpy as np
 
-from solvers.ssp import integrate
+from solvers.march import SaveSchedule, march
 
 from ..case import REQUIRED, Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
+from ..io.sink import SinkWriter
 from . import exact as hjexact
 from . import particles as P
 from .petsc import PETSC_STEPPERS
 from ..landscape import Landscape, interpolate, second_difference_max
-from .common import TIME_SCHEMA, check_mesh, resolve_nu
-from .scheme import HJScheme
+from .common import OUTPUTS_ALIAS, TIME_SCHEMA, check_mesh, outputs_alias, resolve_nu
+from .observers import ExactErrors, LastDiagnostics, Semiconcavity, SolutionFields, StateField
+from .scheme import HJScheme, HJSystem
 from ..models.base import Model
 
 NAMED_EXACT = ("cole-hopf", "hopf-lax", "heat")
@@ -49,8 +51,7 @@ class HamiltonJacobiModel(Model):
                             "(u_t = nu Lap u, for heat-equation smoothing alone).", choices=["hj", "heat"]),
             "compare": Key("strs", [], "Also solve, on the same mesh and f: inviscid (nu = 0, field "
                            "u_inviscid) and/or heat (v_t = nu Lap v, field v_heat).", choices=list(COMPARE)),
-            "outputs": Key("int", 4, "Number of saved times after t = 0 (equally spaced to t_end).",
-                           positive=True),
+            "outputs": OUTPUTS_ALIAS,
         },
         "exact": {
             "*": Key("expr", REQUIRED, "hamilton-jacobi: an expression of the coordinates and t, or "
@@ -106,6 +107,7 @@ class HamiltonJacobiModel(Model):
                 raise CaseError("petsc4py is not installed; install MPI and PETSc with "
                                 "scripts/setup-petsc.sh (or use backend = \"builtin\")", key="solver.backend")
         data["model"]["nu_value"] = resolve_nu(m)
+        outputs_alias(data)
         check_mesh(data)
         t = data["time"]
         if t["t_end"] is None:
@@ -129,12 +131,21 @@ class HamiltonJacobiModel(Model):
         self.f0 = self.f.on_mesh(self.mesh)
         self.t_end = case["time.t_end"]
         self.compare = list(dict.fromkeys(case["model.compare"]))
+        self.dt = case.get("time.dt")
+        # saves: time.outputs equally spaced; with a fixed step (time.dt/steps) also time.save_every
+        # (both stepped to each save time by HJSystem.advance_to)
+        steps = case["time.steps"] if self.dt and case.get("time.save_every") is not None else None
+        self.schedule = SaveSchedule(self.save_schedule(self.t_end, steps=steps).times)
         try:
             self.heat = case["model.equation"] == "heat"
             self.scheme = self._scheme(self.nu, a=0.0 if self.heat else 1.0)
+            # the comparison solves: name -> (field, scheme)
+            self.compare_schemes = {name: ("u_inviscid", self._scheme(0.0)) if name == "inviscid"
+                                    else ("v_heat", self._scheme(self.nu, a=0.0)) for name in self.compare}
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
         self._check_exact()
+        self.want = set(self.saved_fields())
         x0 = np.atleast_1d(np.asarray(case["particles.x0"], float))
         if x0.size not in (1, self.mesh.ndim):
             raise case.error(f"has {x0.size} entries for a {self.mesh.ndim}-D mesh", key="particles.x0")
@@ -221,31 +232,15 @@ class HamiltonJacobiModel(Model):
         return hjexact.hopf_lax(f, x, t, (mesh.lower[0], mesh.upper[0]), period=period)
 
     # -- running ------------------------------------------------------------
-    def save_times(self):
-        n = self.case["model.outputs"]
-        return [self.t_end * k / n for k in range(n + 1)]
-
     def work_units(self):
-        return self.case["model.outputs"] * (1 + len(self.compare))
+        return self.schedule.work * (1 + len(self.compare))
 
-    def _solve(self, scheme, on_save, progress, dt_fixed):
-        if self.case["solver.backend"] == "petsc":
-            return self._solve_petsc(scheme, on_save, progress, dt_fixed)
-        u, t = self.f0.copy(), 0.0
-        times = self.save_times()
-        on_save(0, 0.0, u)
-        total = 0
-        dt_of = (lambda u_, t_: dt_fixed) if dt_fixed else scheme.max_dt
-        for k, t1 in enumerate(times[1:], start=1):
-            u, n = integrate(scheme.step, u, t, t1, dt_of)
-            total += n
-            t = t1
-            on_save(k, t, u)
-            progress(1)
-        return u, total
-
-    def _solve_petsc(self, scheme, on_save, progress, dt_fixed):
-        """:meth:`_solve` on PETSc (pdenet.hj.petsc): the state stays distributed between saves."""
+    def _march(self, scheme, observers, progress):
+        """March u from f through the save schedule with ``scheme`` (built-in or PETSc);
+        returns (u at t_end, steps)."""
+        if self.case["solver.backend"] != "petsc":
+            system = HJSystem(scheme, self.dt)
+            return march(system, self.f0.copy(), self.schedule, observers, progress), system.steps
         from solvers import petsc_backend
 
         from .petsc import PetscHJ
@@ -253,74 +248,47 @@ class HamiltonJacobiModel(Model):
         c = self.case
         try:
             petsc_backend.petsc()
-            run = PetscHJ(scheme, comm=self.comm, options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
+            system = PetscHJ(scheme, comm=self.comm, options=c["solver.petsc_options"],
+                             rtol=c["solver.krylov_tol"], dt=self.dt)
         except petsc_backend.PetscUnavailable as exc:
             raise c.error(str(exc), key="solver.backend") from None
         except ValueError as exc:
             raise c.error(str(exc), key="solver.petsc_options" if "option" in str(exc) else "mesh.cells") from None
-        self.petsc_info = {"petsc_solver": run.description(), "petsc_ranks": run.ranks()}
+        self.petsc_info = {"petsc_solver": system.description(), "petsc_ranks": system.ranks()}
         try:
-            run.set_state(self.f0)
-            on_save(0, 0.0, self.f0.copy())
-            total = 0
-            for k, t1 in enumerate(self.save_times()[1:], start=1):
-                total += run.advance(t1, dt_fixed)
-                u = run.gather()
-                on_save(k, t1, u)
-                progress(1)
-            scheme.evaluations += run.evaluations
-            self.petsc_info["krylov_iterations"] = run.ts.linear_iterations()
+            system.set_state(self.f0)
+            u = march(system, self.f0.copy(), self.schedule, observers, progress)
+            scheme.evaluations += system.evaluations
+            self.petsc_info["krylov_iterations"] = system.ts.linear_iterations()
         finally:
-            run.destroy()
-        return u, total
+            system.destroy()
+        return u, system.steps
 
     def run(self, sink, progress=lambda k: None):
-        want = set(self.saved_fields())
-        times = self.save_times()
-        nsave = len(times)
+        want = self.want
         exact = self.case.get("exact") or {}
         C = second_difference_max(self.f0, self.mesh)
-        dt_fixed = self.case.get("time.dt")
         sink.set_attrs({"nu": self.nu, "order": self.case["model.order"], "flux": self.scheme.flux,
                         "stepper": self.scheme.stepper, "hamiltonian": self.case["model.hamiltonian"],
                         "semiconcavity_C": C})
-        diag, last_exact = {}, {}
-
-        def on_save(k, t, u):
-            fields = {}
-            if "u" in want:
-                fields["u"] = u
-            if "grad_u" in want:
-                fields["grad_u"] = self.scheme.gradient(u)
-            d = {"u_min": float(u.min()), "u_max": float(u.max()),
-                 "d2u_max": second_difference_max(u, self.mesh),
-                 "d2u_max_4h": second_difference_max(u, self.mesh, 4),
-                 "semiconcavity_bound": (C if self.heat else 1.0 / (1.0 / C + t)) if C > 0 else float("nan")}
-            if "u" in exact:
-                ex = last_exact["u"] = self.exact_fields(t)["u"]
-                d["error_u_l2"] = float(np.sqrt(self.mesh.integrate((u - ex) ** 2)))
-                d["error_u_max"] = float(np.max(np.abs(u - ex)))
-            sink.save(t, fields, d)
-            diag.update(d)
-
-        u, steps = self._solve(self.scheme, on_save, progress, dt_fixed)
+        errors = ExactErrors("u", lambda t: self.exact_fields(t)["u"], self.exact_errors) if "u" in exact else None
+        final = LastDiagnostics()
+        observers = [SolutionFields(self.scheme.gradient, want), Semiconcavity(self.mesh, C, self.heat),
+                     *([errors] if errors else []), SinkWriter(sink), final]
+        u, steps = self._march(self.scheme, observers, progress)
         self.u_final = u
         if getattr(self, "petsc_info", None):
             sink.set_attrs(dict(self.petsc_info))
-        if "u" in exact:
-            sink.write("analysis", "u_exact_final", last_exact["u"],
+        if errors:
+            sink.write("analysis", "u_exact_final", errors.last,
                        {"meaning": f"[exact] u = {exact['u']} at t_end (for plots)"})
-        summary = {"steps": steps, "rhs_evaluations": self.scheme.evaluations, **{f"final_{k}": v for k, v in diag.items()}}
+        summary = {"steps": steps, "rhs_evaluations": self.scheme.evaluations,
+                   **{f"final_{k}": v for k, v in final.values.items()}}
 
-        for name in self.compare:
-            field = "u_inviscid" if name == "inviscid" else "v_heat"
-            scheme = self._scheme(0.0) if name == "inviscid" else self._scheme(self.nu, a=0.0)
-
-            def put(k, t, u, field=field):
-                if field in want:
-                    sink.put_field(field, k, u, nsave)
-            _, n = self._solve(scheme, put, progress, dt_fixed)
-            summary[f"steps_{name}"] = n
+        nsave = len(self.schedule.times)
+        for name, (field, scheme) in self.compare_schemes.items():
+            _, summary[f"steps_{name}"] = self._march(
+                scheme, [StateField(field, want), SinkWriter(sink, put=True, n_saved=nsave)], progress)
 
         if self.case["particles.algorithms"]:
             summary.update(self._particles(sink))
@@ -337,17 +305,12 @@ class HamiltonJacobiModel(Model):
         opts["nu"] = opts["nu"] if opts["nu"] is not None else self.nu
         return opts
 
-    def _start_points(self, rng, runs, x0, spread):
-        d = self.mesh.ndim
-        x0 = np.broadcast_to(np.atleast_1d(np.asarray(x0, float)), (d,))
-        return x0[None, :] + spread * rng.standard_normal((runs, d))
-
     def _particles(self, sink):
         opts = self.particle_options()
         out = {}
         for i, name in enumerate(dict.fromkeys(opts["algorithms"])):
             rng = np.random.default_rng([opts["seed"], i])
-            x0 = self._start_points(rng, opts["runs"], opts["x0"], opts["spread"])
+            x0 = P.start_points(rng, opts["runs"], opts["x0"], opts["spread"], self.mesh.ndim)
             x, path = P.run_algorithm(name, self.f.grad, x0, opts, rng)
             loss = self.f(path)  # (runs, records)
             key = name.replace("-", "_")

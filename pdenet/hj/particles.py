@@ -129,3 +129,10 @@ def entropy_gradient(grad, points, gamma, nu, rng, runs=200, inner=2000, burn=20
     ybar = acc / (inner - burn)
     g = (x - ybar) / gamma
     return g.mean(axis=1), g.std(axis=1, ddof=1) / np.sqrt(runs)
+
+
+def start_points(rng, runs, x0, spread, ndim):
+    """``runs`` start points (runs, ndim): x0 (one number per dimension, or one for all) plus a
+    Gaussian spread of standard deviation ``spread``."""
+    x0 = np.broadcast_to(np.atleast_1d(np.asarray(x0, float)), (ndim,))
+    return x0[None, :] + spread * rng.standard_normal((runs, ndim))

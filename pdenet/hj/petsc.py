@@ -32,9 +32,13 @@ PETSC_STEPPERS = {"ssp-rk3": "ssp-rk3", "euler": "euler", "imex": "arkimex"}
 class PetscHJ:
     """One HJScheme stepped on PETSc (see the module docstring). ``comm``: mpi4py
     communicator or None; ``options``: the case file's PETSc options; ``rtol``: tolerance of
-    the implicit (arkimex) linear solves."""
+    the implicit (arkimex) linear solves; ``dt``: a fixed step (default: the CFL step).
 
-    def __init__(self, scheme, comm=None, options="", rtol=1e-12):
+    It is an adaptive system of :func:`solvers.march.march`: the state stays distributed in the
+    TS between saves (:meth:`set_state` before marching) and :meth:`advance_to` returns the
+    gathered u."""
+
+    def __init__(self, scheme, comm=None, options="", rtol=1e-12, dt=None):
         from solvers.petsc_dmda import GridDM
         from solvers.petsc_grid_ts import GridTS
 
@@ -74,6 +78,8 @@ class PetscHJ:
         implicit = s.nu * s.laplacian_matrix() if self.method == "arkimex" else None
         self.ts = GridTS(grid, self._explicit, self.method, implicit=implicit, options=options, rtol=rtol)
         self._mpi = grid.comm.tompi4py() if grid.comm.getSize() > 1 else None
+        self.dt = dt
+        self.steps = 0
 
     def _explicit(self, padded, t, out):
         s, grid, g = self.scheme, self.grid, self.g
@@ -107,6 +113,13 @@ class PetscHJ:
         """Step to t1 (the CFL step, or ``dt_fixed``); returns the number of steps."""
         dt_of = (lambda t: dt_fixed) if dt_fixed else self.max_dt
         return self.ts.advance(t1, dt_of)
+
+    def advance_to(self, state: np.ndarray | None, t0: float, t1: float) -> tuple[np.ndarray, int]:
+        """Step the distributed state (``state``, the last gathered copy, is not read) to t1;
+        returns (gathered u, steps)."""
+        n = self.advance(t1, self.dt)
+        self.steps += n
+        return self.gather(), n
 
     def gather(self):
         return self.ts.gather().reshape(self.scheme.shape)

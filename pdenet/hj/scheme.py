@@ -18,11 +18,13 @@ Hamiltonians:
   each point (a callable, or estimated by central differences in p at p-,
   (p- + p+)/2 and p+).
 """
+from __future__ import annotations
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from solvers.ssp import forward_euler_step, imex_ars222_step, imex_euler_step, ssp_rk3_step
+from solvers.ssp import forward_euler_step, imex_ars222_step, imex_euler_step, integrate, ssp_rk3_step
 
 from . import kernels as K
 
@@ -78,7 +80,6 @@ class HJScheme:
         self.lap = np.empty(self.N)
         self.hhat = np.empty(self.N)
         self.speed = np.zeros(self.ndim)
-        self._cache = None
         self._lu = {}
         self.evaluations = 0
         # the explicit part carries the diffusion unless it is treated implicitly
@@ -138,19 +139,19 @@ class HJScheme:
             out[d] = np.abs(self.general(Pp) - self.general(Pm)) / (2.0 * step)
         return out
 
-    def rhs(self, u, t=0.0):
-        """L(u) = -H_hat + nu_explicit Lap_h u, shaped like u."""
-        if self._cache is not None and self._cache[0] is u:
-            return self._cache[1]
+    def rhs(self, u: np.ndarray, t: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+        """L(u) = -H_hat + nu_explicit Lap_h u, shaped like u: written into ``out`` (a C-contiguous
+        float array of the mesh's size) or, without it, into a new array (the steppers of
+        :mod:`solvers.ssp` need a new one per stage; they update stages in place)."""
         self.derivatives(u, with_lap=self.nu_explicit > 0.0)
         hhat = self.numerical_hamiltonian()
-        out = np.empty(self.N)
+        flat = np.empty(self.N) if out is None else out.reshape(self.N)
         if self.nu_explicit > 0.0:
-            K.axpy_rhs(hhat, self.lap, self.nu_explicit, out)
+            K.axpy_rhs(hhat, self.lap, self.nu_explicit, flat)
         else:
-            np.negative(hhat, out=out)
+            np.negative(hhat, out=flat)
         self.evaluations += 1
-        return out.reshape(self.shape)
+        return flat.reshape(self.shape)
 
     def gradient(self, u):
         """Gradient estimate (D-u + D+u)/2 per dimension, shape (ndim, *cells)."""
@@ -158,11 +159,16 @@ class HJScheme:
         return (0.5 * (dm + dp)).reshape((self.ndim,) + self.shape)
 
     # -- time stepping ------------------------------------------------------
-    def max_dt(self, u, t=0.0):
+    def max_dt(self, u: np.ndarray, t: float = 0.0) -> float:
         """CFL- and (explicit) diffusion-limited step: cfl / (sum alpha_d/h_d + nu sum kappa/h_d^2)."""
-        L = self.rhs(u, t)
-        self._cache = (u, L)
-        return self.dt_from_speed(self.speed)
+        return self.dt_and_rhs(u, t)[0]
+
+    def dt_and_rhs(self, u: np.ndarray, t: float = 0.0,
+                   out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """``(max_dt(u), L(u))``: the CFL rule evaluates L(u) (the speeds come with H_hat), and a
+        step from u can start from it (``step(u, t, dt, f0=L)``); ``out`` as in :meth:`rhs`."""
+        L = self.rhs(u, t, out)
+        return self.dt_from_speed(self.speed), L
 
     def dt_from_speed(self, speed):
         """The step of :meth:`max_dt` for the per-dimension maxima ``speed`` of |dH/dp_d|."""
@@ -176,17 +182,15 @@ class HJScheme:
             return np.inf
         return self.cfl / rate
 
-    def step(self, u, t, dt):
+    def step(self, u: np.ndarray, t: float, dt: float, f0: np.ndarray | None = None) -> np.ndarray:
+        """One step of the stepper from (u, t); ``f0``: L(u) if already evaluated (it is only read)."""
         if self.stepper == "ssp-rk3":
-            out = ssp_rk3_step(self.rhs, u, t, dt)
-        elif self.stepper == "euler":
-            out = forward_euler_step(self.rhs, u, t, dt)
-        elif self.stepper == "imex":
-            out = imex_ars222_step(self.rhs, self.implicit_solve, self.apply_diffusion, u, t, dt)
-        else:
-            out = imex_euler_step(self.rhs, self.implicit_solve, u, t, dt)
-        self._cache = None
-        return out
+            return ssp_rk3_step(self.rhs, u, t, dt, f0)
+        if self.stepper == "euler":
+            return forward_euler_step(self.rhs, u, t, dt, f0)
+        if self.stepper == "imex":
+            return imex_ars222_step(self.rhs, self.implicit_solve, self.apply_diffusion, u, t, dt, f0)
+        return imex_euler_step(self.rhs, self.implicit_solve, u, t, dt, f0)
 
     # -- implicit diffusion (IMEX) -------------------------------------------
     def laplacian_matrix(self):
@@ -233,3 +237,28 @@ class HJScheme:
             A = sp.identity(self.N, format="csc") - (dt * self.nu) * self.laplacian_matrix()
             lu = self._lu[key] = spla.splu(sp.csc_matrix(A))
         return lu.solve(np.ascontiguousarray(rhs).ravel()).reshape(self.shape)
+
+
+class HJSystem:
+    """An :class:`HJScheme` as an adaptive system of :func:`solvers.march.march`:
+    ``advance_to(u, t0, t1)`` steps with the CFL rule (:meth:`HJScheme.max_dt`, the first stage
+    of each step taken from its evaluation, kept in the explicit buffer ``rate``) or, with ``dt``,
+    with that fixed step (shortened to land on t1), by :func:`solvers.ssp.integrate`. ``steps``
+    counts every step taken."""
+
+    def __init__(self, scheme: HJScheme, dt: float | None = None):
+        self.scheme, self.dt = scheme, dt
+        self.rate = np.empty(scheme.shape)
+        self.steps = 0
+
+    def _cfl(self, u: np.ndarray, t: float) -> tuple[float, np.ndarray]:
+        return self.scheme.dt_and_rhs(u, t, out=self.rate)
+
+    def advance_to(self, u: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, int]:
+        if self.dt:
+            dt = self.dt
+            u, n = integrate(self.scheme.step, u, t0, t1, lambda u_, t_: dt)
+        else:
+            u, n = integrate(self.scheme.step, u, t0, t1, self._cfl, first_stage=True)
+        self.steps += n
+        return u, n
