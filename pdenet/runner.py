@@ -57,6 +57,17 @@ def provenance(case):
     }
 
 
+def validate(case, overrides=(), comm=None):
+    """The validation phase of :func:`run`, alone: load ``case`` (a path, TOML text or a
+    :class:`~pdenet.case.Case`) with ``overrides`` and construct its model, which checks
+    everything the run would reject (keys, expressions evaluated on the mesh, memory, stability
+    limits). Returns the model; raises :class:`~pdenet.errors.CaseError` (or
+    :class:`~pdenet.errors.ExpressionError`) with the one-line message ``run`` would give.
+    Writes nothing. ``pdenet validate`` and :func:`run` both call it."""
+    case = load_case(case, overrides)
+    return case.model_cls(case, comm)
+
+
 def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
@@ -67,8 +78,8 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     ``[solver] backend = "petsc"``); every rank runs this call, the state is
     gathered at each save and rank 0 alone writes the file.
     """
-    case = load_case(case, overrides)
-    model = case.model_cls(case, comm)
+    model = validate(case, overrides, comm)  # everything that can be rejected is, before any file exists
+    case = model.case
     rank = 0 if model.comm is None else model.comm.Get_rank()
     path = case.output_path(output) if write else None
     memory = MemorySink()

@@ -27,6 +27,8 @@ class HamiltonJacobiModel(Model):
     """Viscous/inviscid Hamilton-Jacobi equation u_t + H(x, grad u) = nu Lap u (local entropy, PRODUCT.md 1.3)."""
 
     name = "hamilton-jacobi"
+    unused_keys = ("time.checkpoint_every", "solver.newton_tol", "solver.newton_maxiter")
+    named_exact = NAMED_EXACT
     fields = ("u", "grad_u", "u_inviscid", "v_heat")
     coordinate_prefix = "x"
     schema = {
