@@ -101,7 +101,7 @@ class Expression:
             # '^' means power; rewriting it before parsing gives it the precedence of '**'
             tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
-            why = f" ({exc.msg})" if exc.msg and exc.msg != "invalid syntax" else ""
+            why = f" ({exc.msg[:80]})" if exc.msg and exc.msg != "invalid syntax" else ""
             raise ExpressionError(self._where(f"syntax error at column {exc.offset}{why}: {_short(text)}")) from None
         except (RecursionError, MemoryError):
             raise ExpressionError(self._where(f"nested too deeply to parse: {_short(text)}")) from None

@@ -181,6 +181,12 @@ class HamiltonJacobiModel(Model):
             def dissipation(P):
                 vals = [e(shape=(mesh.size,), **xenv, **penv(P)) for e in exprs]
                 return np.stack(vals if len(vals) == mesh.ndim else vals * mesh.ndim)
+        # evaluated on the mesh (at p = 0) while the model is constructed: validation rejects
+        # an expression that run would
+        P0 = np.zeros((mesh.ndim, mesh.size))
+        general(P0)
+        if dissipation is not None:
+            dissipation(P0)
         return general, dissipation
 
     def _check_exact(self):

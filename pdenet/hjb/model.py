@@ -79,6 +79,7 @@ class HJBModel(Model):
         d = self.mesh.ndim
         self.f = Landscape(case, "model.f", d)
         self.V = Landscape(case, "model.V", d) if case["model.V"] is not None else self.f
+        self.V.on_mesh(self.mesh)  # evaluated now (validation), not first in run
         self.T = case["time.t_end"]
         self.drift = self.f.grad_on_mesh(self.mesh)
         try:
