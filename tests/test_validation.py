@@ -335,3 +335,19 @@ def test_every_shipped_case_validates(path):
     if os.path.basename(path).startswith(SKIP_BASES):
         pytest.skip("loads a data set")
     pdenet.validate(path)
+
+
+# -- checks that run made late, now made while the model is constructed -----------------------------
+@pytest.mark.parametrize("case,sets,key", [
+    ("fp_sgd_diffusion.toml", ["time.dt=0.07"], "time.dt"),                        # dt not a whole number of lr
+    ("fp_ou_1d.toml", ['time.stepper="steady"', 'model.absorbing="x - 5"'], "time.stepper"),
+    ("hjb_double_well.toml", ['model.V="log(x)"'], "model.V"),                      # V first evaluated in run
+])
+def test_late_checks_are_made_by_validate(case, sets, key, tmp_path):
+    path = os.path.join(CASES, case)
+    with pytest.raises(PdenetError) as v:
+        pdenet.validate(path, sets)
+    with pytest.raises(PdenetError) as r:
+        pdenet.run(path, output=str(tmp_path / "o.h5"), overrides=sets)
+    assert str(v.value) == str(r.value) and str(v.value).startswith(f"{path}: {key}: ")
+    assert os.listdir(tmp_path) == []

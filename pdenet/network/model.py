@@ -209,6 +209,11 @@ class NetworkModel(Model):
         self.stepper = make_stepper(t["stepper"], newton_tol=s["newton_tol"],
                                     newton_maxiter=s["newton_maxiter"], krylov_tol=s["krylov_tol"])
         self.inputs, self.targets = self._data()
+        S = self.inputs.shape[0]
+        if (s["backend"] == "petsc" and self.comm is not None and not self._rows_wanted()
+                and S < self.comm.Get_size()):   # checked again by run; here for validation
+            raise case.error(f"{S} samples cannot be split over {self.comm.Get_size()} MPI ranks; run on at "
+                             f"most {S} ranks", key="solver.backend")
         self._net = None
         if self._rows_wanted():
             # the kernel's row block depends on the communicator, which the runner sets after
