@@ -11,6 +11,7 @@ import difflib
 import math
 import os
 import tomllib
+from typing import Any
 
 import tomli_w
 
@@ -308,7 +309,7 @@ def resolve_time(time, key_prefix="time"):
     return out
 
 
-def check_unused(raw, model_cls):
+def check_unused(raw: dict, model_cls: Any) -> None:
     """CaseError for a key of the common tables that the case sets but the model never reads
     (the model class's ``unused_keys``: dotted keys or whole tables)."""
     for entry in getattr(model_cls, "unused_keys", ()):

@@ -9,6 +9,8 @@ averaging restriction is the width limit of Liu & Markowich Theorem 2.2: a
 network on the coarse mesh is the same network as its prolongation on the fine
 mesh.
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,7 +52,7 @@ def _as_tuple(value, ndim, name, kind):
         raise CaseError(f"entries must be {kind.__name__}s, got {value!r}", key=f"mesh.{name}") from None
 
 
-def check_fits(cells, memory=None):
+def check_fits(cells: tuple[int, ...], memory: int | None = None) -> None:
     """CaseError (key mesh.cells) when one float64 field on ``cells`` exceeds the physical memory
     (``memory`` bytes; default: this machine's). Nothing is allocated; called by :class:`Mesh`
     before any array of the mesh exists."""

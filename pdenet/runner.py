@@ -4,10 +4,13 @@ The HDF5 file is finished (renamed from ``.partial``) on success, on a
 numerical failure, on Ctrl-C and on SIGTERM, with ``status`` saying which, so
 what was computed so far stays readable.
 """
+from __future__ import annotations
+
 import datetime
 import signal
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +20,12 @@ from ._version import __version__
 from .case import load_case
 from .errors import PdenetError, SolverError
 from .io import FanOut, H5Sink, MemorySink
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .case import Case
+    from .models.base import Model
 
 
 class Interrupted(PdenetError):
@@ -57,15 +66,15 @@ def provenance(case):
     }
 
 
-def validate(case, overrides=(), comm=None):
+def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) -> Model:
     """The validation phase of :func:`run`, alone: load ``case`` (a path, TOML text or a
     :class:`~pdenet.case.Case`) with ``overrides`` and construct its model, which checks
     everything the run would reject (keys, expressions evaluated on the mesh, memory, stability
     limits). Returns the model; raises :class:`~pdenet.errors.CaseError` (or
     :class:`~pdenet.errors.ExpressionError`) with the one-line message ``run`` would give.
     Writes nothing. ``pdenet validate`` and :func:`run` both call it."""
-    case = load_case(case, overrides)
-    return case.model_cls(case, comm)
+    loaded = load_case(case, overrides)
+    return loaded.model_cls(loaded, comm)
 
 
 def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None):

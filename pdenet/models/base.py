@@ -22,7 +22,7 @@ from ..mesh import Mesh
 
 class Model:
     name = None
-    schema = {}
+    schema: dict = {}
     #: fields this model can save (names under /fields)
     fields = ()
     #: keys of the common tables (pdenet.case.COMMON_SCHEMA) this model never reads: a dotted key
@@ -78,7 +78,7 @@ class Model:
             saves = 2
         return 8 * self.mesh.size * (max(len(self.fields), 1) * saves + 4)
 
-    def check_memory(self):
+    def check_memory(self) -> None:
         """CaseError (key mesh.cells) when :meth:`memory_estimate` exceeds the memory available on
         this machine (the least over the ranks of a parallel run, so every rank decides alike)."""
         from ..resources import available_memory, format_bytes
@@ -97,7 +97,7 @@ class Model:
                                   f"cells{' per rank' if self.comm is not None else ''}), this machine has "
                                   f"{format_bytes(have)} available", key="mesh.cells")
 
-    def check_exact(self):
+    def check_exact(self) -> None:
         """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
         known): an expression that is malformed or not finite there is rejected now."""
         exact = self.case.get("exact") or {}
