@@ -108,11 +108,10 @@ def cmd_run(args):
 
 
 def cmd_validate(args):
-    from .case import load_case
+    from .runner import validate
 
-    case = load_case(args.case, args.overrides)
-    model = case.model_cls(case)  # builds everything the run would, catching shape errors
-    m = model.mesh
+    model = validate(args.case, args.overrides)  # the validation phase of `pdenet run`, alone
+    case, m = model.case, model.mesh
     timing = ""
     if case.get("time.steps") is not None:
         timing = f"  steps {case['time.steps']}  dt {case['time.dt']:.6g}"

@@ -48,6 +48,32 @@ _COMPARE = {
 }
 
 
+#: longest expression text accepted, and deepest nesting of its syntax tree (the closures
+#: evaluating it recurse once per level)
+MAX_LENGTH = 20000
+MAX_DEPTH = 100
+
+
+def _short(text, width=60):
+    """``text`` quoted for a one-line message, cut to about ``width`` characters."""
+    text = str(text)
+    if len(text) <= width:
+        return repr(text)
+    return repr(" ".join(text.split())[:width]) + f"... ({len(text)} characters)"
+
+
+def _depth(root):
+    """Depth of an AST, without recursion (a deep tree must not exhaust the stack here)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def _power(base, exponent):
     # float power so that integer bases with negative exponents work
     return np.power(np.asarray(base, dtype=float), exponent)
@@ -60,35 +86,50 @@ class Expression:
     array([1.])
     """
 
-    def __init__(self, text, variables=(), key=None):
+    def __init__(self, text, variables=(), key=None, source=None):
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             text = repr(float(text))
+        self.key, self.source = key, source
         if not isinstance(text, str):
-            raise ExpressionError(f"{key or 'expression'}: expected a string or number, got {type(text).__name__}")
+            raise ExpressionError(self._where(f"expected a string or number, got {type(text).__name__}"))
         self.text = text
         self.variables = tuple(variables)
-        self.key = key
+        if len(text) > MAX_LENGTH:
+            raise ExpressionError(self._where(f"{len(text)} characters is too long for an expression "
+                                              f"(at most {MAX_LENGTH}): {_short(text)}"))
         try:
             # '^' means power; rewriting it before parsing gives it the precedence of '**'
             tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
-            raise ExpressionError(self._where(f"syntax error at column {exc.offset}: {text!r}")) from None
+            why = f" ({exc.msg[:80]})" if exc.msg and exc.msg != "invalid syntax" else ""
+            raise ExpressionError(self._where(f"syntax error at column {exc.offset}{why}: {_short(text)}")) from None
+        except (RecursionError, MemoryError):
+            raise ExpressionError(self._where(f"nested too deeply to parse: {_short(text)}")) from None
+        except ValueError as exc:  # e.g. a number with more digits than Python converts
+            raise ExpressionError(self._where(f"cannot parse {_short(text)}: {exc}")) from None
+        depth = _depth(tree.body)
+        if depth > MAX_DEPTH:
+            raise ExpressionError(self._where(f"nested {depth} levels deep (at most {MAX_DEPTH}): {_short(text)}"))
         self.names = set()
         self._fn = self._compile(tree.body)
 
     def _where(self, msg):
-        return f"{self.key}: {msg}" if self.key else msg
+        where = ": ".join(p for p in (self.source, self.key) if p)
+        return f"{where}: {msg}" if where else msg
 
     def _reject(self, node, what):
         col = getattr(node, "col_offset", None)
         at = f" at column {col + 1}" if col is not None else ""
-        raise ExpressionError(self._where(f"{what}{at} is not allowed in {self.text!r}"))
+        raise ExpressionError(self._where(f"{what}{at} is not allowed in {_short(self.text)}"))
 
     def _compile(self, node):
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
                 self._reject(node, f"constant {node.value!r}")
-            value = float(node.value)
+            try:
+                value = float(node.value)
+            except OverflowError:
+                self._reject(node, "a number beyond the floating-point range")
             return lambda env: value
         if isinstance(node, ast.Name):
             name = node.id
@@ -103,7 +144,7 @@ class Expression:
             hint = f" (did you mean {hint[0]!r}?)" if hint else ""
             allowed = ", ".join(self.variables) or "none"
             raise ExpressionError(self._where(
-                f"unknown name {name!r} in {self.text!r}{hint}; variables here: {allowed}"))
+                f"unknown name {name!r} in {_short(self.text)}{hint}; variables here: {allowed}"))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self._compile(node.left), self._compile(node.right)
             op = _power if isinstance(node.op, ast.Pow) else _BINARY[type(node.op)]
@@ -123,7 +164,7 @@ class Expression:
                 hint = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
                 hint = f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise ExpressionError(self._where(
-                    f"undefined function {name!r} in {self.text!r}{hint}"))
+                    f"undefined function {name!r} in {_short(self.text)}{hint}"))
             if node.keywords:
                 self._reject(node, "keyword arguments")
             if any(isinstance(a, ast.Starred) for a in node.args):
@@ -131,7 +172,7 @@ class Expression:
             want = ARITY.get(name, 1)
             if len(node.args) != want:
                 raise ExpressionError(self._where(
-                    f"{name}() takes {want} argument{'s' * (want > 1)}, got {len(node.args)} in {self.text!r}"))
+                    f"{name}() takes {want} argument{'s' * (want > 1)}, got {len(node.args)} in {_short(self.text)}"))
             args = [self._compile(a) for a in node.args]
             fn = FUNCTIONS[name]
             return lambda env: fn(*(a(env) for a in args))
@@ -142,16 +183,24 @@ class Expression:
         self._reject(node, f"'{type(node).__name__}'")
 
     def __call__(self, shape=None, **env):
+        """The values for the variables in ``env`` (arrays broadcast to ``shape``); an
+        :class:`ExpressionError` naming the key when they are not finite or cannot be computed."""
         missing = self.names - set(env)
         if missing:
-            raise ExpressionError(self._where(f"no value for {sorted(missing)} when evaluating {self.text!r}"))
-        with np.errstate(all="ignore"):
-            out = np.asarray(self._fn(env), dtype=float)
-        if shape is None:
-            shape = np.broadcast_shapes(*(np.shape(env[n]) for n in env)) if env else ()
-        out = np.broadcast_to(out, np.broadcast_shapes(out.shape, tuple(shape))).copy()
+            raise ExpressionError(self._where(f"no value for {sorted(missing)} when evaluating {_short(self.text)}"))
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(self._fn(env), dtype=float)
+            if shape is None:
+                shape = np.broadcast_shapes(*(np.shape(env[n]) for n in env)) if env else ()
+            out = np.broadcast_to(out, np.broadcast_shapes(out.shape, tuple(shape))).copy()
+        except (ArithmeticError, ValueError, TypeError, MemoryError, RecursionError) as exc:
+            raise ExpressionError(self._where(f"cannot evaluate {_short(self.text)}: "
+                                              f"{type(exc).__name__}: {exc}")) from None
         if not np.all(np.isfinite(out)):
-            raise ExpressionError(self._where(f"{self.text!r} gives non-finite values (NaN or inf)"))
+            bad = np.count_nonzero(~np.isfinite(out))
+            raise ExpressionError(self._where(
+                f"{_short(self.text)} gives non-finite values (NaN or inf) at {bad} of {out.size} points"))
         return out
 
     def __repr__(self):

@@ -9,12 +9,16 @@ averaging restriction is the width limit of Liu & Markowich Theorem 2.2: a
 network on the coarse mesh is the same network as its prolongation on the fine
 mesh.
 """
+from __future__ import annotations
+
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from .errors import CaseError
+from .resources import format_bytes, total_memory
 
 BOUNDARY_KINDS = ("periodic", "noflux", "dirichlet", "neumann", "extrapolate", "none")
 
@@ -48,6 +52,18 @@ def _as_tuple(value, ndim, name, kind):
         raise CaseError(f"entries must be {kind.__name__}s, got {value!r}", key=f"mesh.{name}") from None
 
 
+def check_fits(cells: tuple[int, ...], memory: int | None = None) -> None:
+    """CaseError (key mesh.cells) when one float64 field on ``cells`` exceeds the physical memory
+    (``memory`` bytes; default: this machine's). Nothing is allocated; called by :class:`Mesh`
+    before any array of the mesh exists."""
+    have = total_memory() if memory is None else memory
+    n = math.prod(cells)
+    need = 8 * n
+    if have is not None and need > have:
+        raise CaseError(f"{n:.3g} cells ({' x '.join(map(str, cells))}): one field needs "
+                        f"{format_bytes(need)}, this machine has {format_bytes(have)}", key="mesh.cells")
+
+
 class Mesh:
     """Cell-centred box mesh.
 
@@ -75,6 +91,7 @@ class Mesh:
         self.cells = _as_tuple(cells_in, ndim, "cells", int)
         if any(c < 1 for c in self.cells):
             raise CaseError(f"cell counts must be positive, got {list(self.cells)}", key="mesh.cells")
+        check_fits(self.cells)
         if any(not (u > l) for l, u in zip(self.lower, self.upper)):
             raise CaseError(f"upper must exceed lower in every dimension, got lower={list(self.lower)} "
                             f"upper={list(self.upper)}", key="mesh.upper")
@@ -117,7 +134,7 @@ class Mesh:
 
     @property
     def size(self):
-        return int(np.prod(self.cells))
+        return math.prod(self.cells)
 
     @cached_property
     def spacing(self):

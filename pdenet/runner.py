@@ -4,10 +4,13 @@ The HDF5 file is finished (renamed from ``.partial``) on success, on a
 numerical failure, on Ctrl-C and on SIGTERM, with ``status`` saying which, so
 what was computed so far stays readable.
 """
+from __future__ import annotations
+
 import datetime
 import signal
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +20,12 @@ from ._version import __version__
 from .case import load_case
 from .errors import PdenetError, SolverError
 from .io import FanOut, H5Sink, MemorySink
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .case import Case
+    from .models.base import Model
 
 
 class Interrupted(PdenetError):
@@ -57,6 +66,17 @@ def provenance(case):
     }
 
 
+def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) -> Model:
+    """The validation phase of :func:`run`, alone: load ``case`` (a path, TOML text or a
+    :class:`~pdenet.case.Case`) with ``overrides`` and construct its model, which checks
+    everything the run would reject (keys, expressions evaluated on the mesh, memory, stability
+    limits). Returns the model; raises :class:`~pdenet.errors.CaseError` (or
+    :class:`~pdenet.errors.ExpressionError`) with the one-line message ``run`` would give.
+    Writes nothing. ``pdenet validate`` and :func:`run` both call it."""
+    loaded = load_case(case, overrides)
+    return loaded.model_cls(loaded, comm)
+
+
 def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
@@ -67,8 +87,8 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     ``[solver] backend = "petsc"``); every rank runs this call, the state is
     gathered at each save and rank 0 alone writes the file.
     """
-    case = load_case(case, overrides)
-    model = case.model_cls(case, comm)
+    model = validate(case, overrides, comm)  # everything that can be rejected is, before any file exists
+    case = model.case
     rank = 0 if model.comm is None else model.comm.Get_rank()
     path = case.output_path(output) if write else None
     memory = MemorySink()

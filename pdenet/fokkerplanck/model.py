@@ -28,6 +28,7 @@ class FokkerPlanckModel(Model):
     """Fokker-Planck equation rho_t = div(rho grad f) - div(b rho) + div(D grad rho) (PRODUCT.md 1.2)."""
 
     name = "fokker-planck"
+    unused_keys = ("time.checkpoint_every", "solver.newton_tol", "solver.newton_maxiter")
     coordinate_prefix = "x"
     schema = {
         "time": {
@@ -174,6 +175,22 @@ class FokkerPlanckModel(Model):
                              "diffusion); use an implicit stepper or backend = \"builtin\"",
                              key="model.diffusion")
         self._resolve_time()
+        # checked and evaluated here, not first in run, so that validation rejects what run would
+        if self.stepper == "steady" and absorbing is not None:
+            raise case.error("a steady state with an absorbing set is zero; use a time stepper",
+                             key="time.stepper")
+        if self.stepper != "steady" and self.sgd is not None and case["sgd.chains"]:
+            lr = case["sgd.lr"]
+            if abs(self.dt / lr - round(self.dt / lr)) > 1e-9 * self.dt / lr or self.dt < lr * (1 - 1e-12):
+                raise case.error(f"with sgd.chains the PDE step dt = {self.dt:g} must be a whole number of "
+                                 f"SGD steps lr = {lr:g}", key="time.dt")
+        if m["initial"] is not None:
+            if self.stepper == "steady":
+                case.expression("model.initial", self.names)  # not used by a steady solve: parsed
+            else:
+                self.initial()
+        if self.D_time and self.t_end > 0.0:
+            self.diffusion_at(self.t_end)
 
     def _parse_diffusion(self, D):
         c, nd = self.case, self.mesh.ndim

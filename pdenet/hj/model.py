@@ -29,6 +29,8 @@ class HamiltonJacobiModel(Model):
     """Viscous/inviscid Hamilton-Jacobi equation u_t + H(x, grad u) = nu Lap u (local entropy, PRODUCT.md 1.3)."""
 
     name = "hamilton-jacobi"
+    unused_keys = ("time.checkpoint_every", "solver.newton_tol", "solver.newton_maxiter")
+    named_exact = NAMED_EXACT
     fields = ("u", "grad_u", "u_inviscid", "v_heat")
     coordinate_prefix = "x"
     schema = {
@@ -190,6 +192,12 @@ class HamiltonJacobiModel(Model):
             def dissipation(P):
                 vals = [e(shape=(mesh.size,), **xenv, **penv(P)) for e in exprs]
                 return np.stack(vals if len(vals) == mesh.ndim else vals * mesh.ndim)
+        # evaluated on the mesh (at p = 0) while the model is constructed: validation rejects
+        # an expression that run would
+        P0 = np.zeros((mesh.ndim, mesh.size))
+        general(P0)
+        if dissipation is not None:
+            dissipation(P0)
         return general, dissipation
 
     def _check_exact(self):

@@ -33,6 +33,7 @@ class HJBModel(Model):
     """Controlled-SGD HJB, optimal feedback, backward Kolmogorov and particle densities (thesis 4.31-4.34)."""
 
     name = "hjb"
+    unused_keys = ("time.save_every", "time.checkpoint_every", "solver", "exact")
     fields = ("u", "v", "alpha", "rho", "rho_sgd", "rho_controlled", "rho_uncontrolled")
     PDE_FIELDS = ("rho_controlled", "rho_uncontrolled")
     PARTICLE_FIELDS = ("rho", "rho_sgd")
@@ -83,6 +84,7 @@ class HJBModel(Model):
         d = self.mesh.ndim
         self.f = Landscape(case, "model.f", d)
         self.V = Landscape(case, "model.V", d) if case["model.V"] is not None else self.f
+        self.V.on_mesh(self.mesh)  # evaluated now (validation), not first in run
         self.T = case["time.t_end"]
         self.drift = self.f.grad_on_mesh(self.mesh)
         try:

@@ -34,6 +34,8 @@ class MeanFieldModel(Model):
     """Mean-field signal propagation and learning-rate control (PRODUCT.md 1.4)."""
 
     name = "mean-field"
+    #: no time evolution, no solver, no exact solution: a case that sets one of these is rejected
+    unused_keys = ("time", "solver", "exact")
     fields = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c")
     coordinate_prefix = "x"
     schema = {
@@ -96,6 +98,10 @@ class MeanFieldModel(Model):
         super().__init__(case, comm)
         self.analyses = list(dict.fromkeys(case["model.analyses"]))
         self.activation = mf.activation(case["model.activation"])
+
+    def memory_estimate(self):
+        """The phase diagram: its fields once, plus a few work arrays, on the (sigma_w^2, sigma_b^2) mesh."""
+        return 8 * self.mesh.size * (len(self.fields) + 4)
 
     def work_units(self):
         units = 0

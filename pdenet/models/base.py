@@ -16,20 +16,34 @@ Register a model class with :func:`pdenet.models.register`.
 """
 import numpy as np
 
+from ..expr import coordinate_env, coordinate_names
 from ..mesh import Mesh
 
 
 class Model:
     name = None
-    schema = {}
+    schema: dict = {}
     #: fields this model can save (names under /fields)
     fields = ()
+    #: keys of the common tables (pdenet.case.COMMON_SCHEMA) this model never reads: a dotted key
+    #: ("time.stepper") or a whole table ("solver"). A case that sets one explicitly is rejected
+    #: ("is not used by model ...") when it is loaded. Default: every common key is used.
+    unused_keys: tuple[str, ...] = ()
+    #: values of an [exact] entry that name a solution the model computes itself (not expressions)
+    named_exact: tuple[str, ...] = ()
 
     def __init__(self, case, comm=None):
+        """The validation phase begins here: a subclass calls this first, then builds (and so
+        checks) everything its ``run`` uses, so that a case ``run`` would reject is rejected
+        before any output file exists. This part checks the memory the case needs against the
+        machine's (before any mesh-sized array exists) and evaluates every ``[exact]``
+        expression on the mesh."""
         self.case = case
         # the communicator of a run spread over MPI ranks; None for one process
         self.comm = comm if comm is not None and comm.Get_size() > 1 else None
         self.mesh = self.build_mesh(case)
+        self.check_memory()
+        self.check_exact()
 
     @classmethod
     def validate(cls, data):
@@ -46,6 +60,57 @@ class Model:
             if isinstance(exc, CaseError):
                 raise exc.at(source=case.source) from None
             raise
+
+    # -- resources --------------------------------------------------------------------------------
+    def memory_estimate(self) -> int:
+        """Bytes the run needs at least. Called by the base constructor, before the model builds
+        anything: an override may read ``self.case`` and ``self.mesh`` only. Default: the saved
+        fields at every save held in memory (the in-memory result keeps them all) plus four work
+        arrays, in float64 on the mesh; the number of saves counts ``time.outputs`` or
+        ``time.steps / time.save_every`` when given, else the first and the last."""
+        t = self.case.get("time") or {}
+        outputs, every, steps = t.get("outputs"), t.get("save_every"), t.get("steps")
+        if outputs:
+            saves = outputs + 1
+        elif steps and every:
+            saves = steps // every + 1
+        else:
+            saves = 2
+        return 8 * self.mesh.size * (max(len(self.fields), 1) * saves + 4)
+
+    def check_memory(self) -> None:
+        """CaseError (key mesh.cells) when :meth:`memory_estimate` exceeds the memory available on
+        this machine (the least over the ranks of a parallel run, so every rank decides alike)."""
+        from ..resources import available_memory, format_bytes
+
+        have = available_memory()
+        if self.comm is not None:
+            known = [h for h in self.comm.allgather(have) if h is not None]
+            have = min(known) if known else None
+        if have is None:
+            return
+        need = self.memory_estimate()
+        if self.comm is not None:
+            need = -(-need // self.comm.Get_size())
+        if need > have:
+            raise self.case.error(f"the case needs {format_bytes(need)} of memory ({self.mesh.size:.3g} "
+                                  f"cells{' per rank' if self.comm is not None else ''}), this machine has "
+                                  f"{format_bytes(have)} available", key="mesh.cells")
+
+    def check_exact(self) -> None:
+        """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
+        known): an expression that is malformed or not finite there is rejected now."""
+        exact = self.case.get("exact") or {}
+        t_end = self.case.get("time.t_end")
+        times = (0.0,) if t_end is None else (0.0, t_end)
+        for field, value in exact.items():
+            if isinstance(value, str) and value in self.named_exact:
+                continue
+            names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
+            expr = self.case.expression(f"exact.{field}", names)
+            env = coordinate_env(self.coordinate_prefix, self.mesh.centres(sparse=True))
+            for t in times:
+                expr(shape=self.mesh.shape, t=np.float64(t), **env)
 
     def work_units(self):
         """Total units of work reported through ``progress`` (for the bar)."""
@@ -66,8 +131,6 @@ class Model:
 
     def exact_fields(self, t):
         """Evaluate the case's ``[exact]`` expressions at time ``t`` on the mesh (dict)."""
-        from ..expr import coordinate_env, coordinate_names
-
         exact = self.case.get("exact") or {}
         names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
         env = coordinate_env(self.coordinate_prefix, self.mesh.centres())

@@ -1,4 +1,6 @@
 """Case-file model ``network``: the width-depth network PDE f_t = sigma(a - B_b f)."""
+import math
+
 import numpy as np
 
 from solvers import STEPPERS, Schedule, make_stepper
@@ -29,6 +31,7 @@ class NetworkModel(Model):
     """Width-depth network PDE of Liu & Markowich (PRODUCT.md 1.1): forward, co-state, exact gradients."""
 
     name = "network"
+    unused_keys = ("solver.petsc_options",)
     fields = ("f", "u", "r")
     coordinate_prefix = "y"
     schema = {
@@ -178,6 +181,23 @@ class NetworkModel(Model):
             raise CaseError("model.analysis needs the whole kernel on one rank; use distribute = \"samples\"",
                             key=where)
 
+    def memory_estimate(self):
+        """At least: the kernel and its gradient (dense: K N^2 each) and the states kept for the
+        backward pass (every step, or every c-th with time.checkpoint_every = c), in float64."""
+        c, N = self.case, self.mesh.size
+        K, steps, every = c["model.intervals"], c["time.steps"], c["time.checkpoint_every"]
+        inputs = c["data.inputs"]
+        S = c["data.samples"] or (len(inputs) if c["data.source"] == "expression" and inputs else 1)
+        kind = c["model.kernel.kind"]
+        if kind == "dense":
+            kernel = 2 * K * N * N
+        elif kind == "lowrank":
+            kernel = 4 * K * N * max(len(c["model.kernel.phi"] or ()), c["model.kernel.rank"])
+        else:
+            kernel = 2 * K * math.prod(2 * n - 1 for n in self.mesh.cells)
+        kept = steps + 1 if not every else steps // every + every
+        return 8 * (kernel + kept * S * N)
+
     # -- construction -------------------------------------------------------
     def __init__(self, case, comm=None):
         super().__init__(case, comm)
@@ -189,6 +209,11 @@ class NetworkModel(Model):
         self.stepper = make_stepper(t["stepper"], newton_tol=s["newton_tol"],
                                     newton_maxiter=s["newton_maxiter"], krylov_tol=s["krylov_tol"])
         self.inputs, self.targets = self._data()
+        S = self.inputs.shape[0]
+        if (s["backend"] == "petsc" and self.comm is not None and not self._rows_wanted()
+                and S < self.comm.Get_size()):   # checked again by run; here for validation
+            raise case.error(f"{S} samples cannot be split over {self.comm.Get_size()} MPI ranks; run on at "
+                             f"most {S} ranks", key="solver.backend")
         self._net = None
         if self._rows_wanted():
             # the kernel's row block depends on the communicator, which the runner sets after

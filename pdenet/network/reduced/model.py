@@ -27,6 +27,7 @@ class NetworkHJBModel(Model):
     """Value function, optimal feedback and closed loop of a one- or two-mode network (§4.3)."""
 
     name = "network-hjb"
+    unused_keys = ("time.checkpoint_every", "solver", "exact")
     fields = ("value", "feedback")
     coordinate_prefix = "c"
     schema = {
