@@ -30,6 +30,7 @@ Nothing here imports pdenet.
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Any, Iterable, Literal
 
 import numpy as np
@@ -190,10 +191,17 @@ def gather_vec(v: Any) -> Array:
     return out
 
 
-def _ksp(M: Any, defaults: str, options: Options, rtol: float, atol: float) -> Any:
-    """A KSP on M set up from the defaults, then ``options``, then the command line; the
-    options object is kept on the KSP (``ksp.pdenet_options``) to be in force during solves
-    (for -ksp_monitor, -ksp_view, -ksp_converged_reason)."""
+@dataclass
+class _Krylov:
+    """A KSP and the options it was set up with, put back in force during each solve (for
+    -ksp_monitor, -ksp_view, -ksp_converged_reason)."""
+
+    ksp: Any
+    options: _Options
+
+
+def _ksp(M: Any, defaults: str, options: Options, rtol: float, atol: float) -> _Krylov:
+    """A KSP on M set up from the defaults, then ``options``, then the command line."""
     P = petsc()
     ksp = P.KSP().create(M.comm)
     ksp.setOperators(M)
@@ -202,15 +210,12 @@ def _ksp(M: Any, defaults: str, options: Options, rtol: float, atol: float) -> A
         ksp.setTolerances(rtol=rtol, atol=atol, max_it=10000)
         ksp.setFromOptions()
         ksp.setUp()
-    _OPTIONS[ksp.handle] = opts
-    return ksp
+    return _Krylov(ksp, opts)
 
 
-_OPTIONS: dict[Any, _Options] = {}
-
-
-def _solve(ksp: Any, b: Any, x: Any, what: str) -> int:
-    with _OPTIONS[ksp.handle]:
+def _solve(solver: _Krylov, b: Any, x: Any, what: str) -> int:
+    ksp = solver.ksp
+    with solver.options:
         ksp.solve(b, x)
     reason = ksp.getConvergedReason()
     if reason < 0:
@@ -248,7 +253,7 @@ class PetscLinearStepper:
         n = A.shape[0]
         eye = sp.identity(n, format="csr")
         self.A = to_petsc(A, comm)
-        self._ksp: dict[str, Any] = {}
+        self._ksp: dict[str, _Krylov] = {}
         self._ts: Any = None
         if name == "bdf2":
             for kind in ("cn", "bdf2"):
@@ -300,7 +305,7 @@ class PetscLinearStepper:
         return ts
 
     def ksp_description(self) -> str:
-        k = self._ts.getSNES().getKSP() if self._ts is not None else next(iter(self._ksp.values()))
+        k = self._ts.getSNES().getKSP() if self._ts is not None else next(iter(self._ksp.values())).ksp
         return f"{k.getType()}/{k.getPC().getType()}"
 
     def ts_description(self) -> str:
@@ -370,8 +375,8 @@ class PetscLinearStepper:
         if self._ts is not None:
             self._ts.destroy()
             self._J.destroy()
-        for k in self._ksp.values():
-            _OPTIONS.pop(k.handle, None)
+        for solver in self._ksp.values():
+            k = solver.ksp
             k.getOperators()[0].destroy()
             k.destroy()
         for v in (self.A, self.y, self.prev, self.rhs, self.work):
@@ -420,15 +425,15 @@ def _pinned_solve(A: Matrix, r: int, comm: Any, options: Options, rtol: float, a
     n = A.shape[0]
     M, b = pinned_system(A, r)
     Mp = to_petsc(M, comm)
-    ksp = _ksp(Mp, STEADY_DEFAULTS, options, rtol, atol)
+    solver = _ksp(Mp, STEADY_DEFAULTS, options, rtol, atol)
+    ksp = solver.ksp
     bv = _vec_from(Mp, b)
     x = _vec_from(Mp, guess if guess is not None else np.zeros(n))
     if guess is not None:
         ksp.setInitialGuessNonzero(True)
-    it = _solve(ksp, bv, x, "steady state")
+    it = _solve(solver, bv, x, "steady state")
     p = gather_vec(x)
     desc = (ksp.getType(), ksp.getPC().getType())
-    _OPTIONS.pop(ksp.handle, None)
     for o in (ksp, Mp, bv, x):
         o.destroy()
     return p, it, desc
