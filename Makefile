@@ -1,6 +1,6 @@
 # The two entry points of the README. Each is idempotent and builds the
 # virtual environment it needs in .venv.
-.PHONY: demo test test-all test-petsc bench clean
+.PHONY: demo test test-all test-petsc typecheck bench clean
 
 demo:
 	scripts/setup-venv.sh data
@@ -13,6 +13,12 @@ test:
 test-all:
 	scripts/setup-venv.sh test
 	.venv/bin/python -m pytest -q -m "slow or not slow"
+
+# Static types of solvers/ and the public API (the [mypy] section of setup.cfg); mypy is in the
+# test extra. CI runs it after the tests.
+typecheck:
+	scripts/setup-venv.sh test
+	.venv/bin/python -m mypy
 
 # Opt-in: builds MPI + PETSc into .venv (the first time compiles PETSc, ~20 min on 2 cores;
 # pip caches the wheel) and runs the PETSc/MPI tests and the MPI sweep test.

@@ -1,4 +1,5 @@
 """Errors that reach the user as one line: where (file, key) and why."""
+from __future__ import annotations
 
 
 class PdenetError(Exception):
@@ -8,19 +9,19 @@ class PdenetError(Exception):
 class CaseError(PdenetError):
     """An invalid case file: names the file, the key and the reason."""
 
-    def __init__(self, reason, key=None, source=None):
+    def __init__(self, reason: str, key: str | None = None, source: str | None = None) -> None:
         self.reason = reason
         self.key = key
         self.source = source
         super().__init__(self._format())
 
-    def _format(self):
+    def _format(self) -> str:
         where = self.source or "<case>"
         if self.key:
             where += f": {self.key}"
         return f"{where}: {self.reason}"
 
-    def at(self, source=None, key=None):
+    def at(self, source: str | None = None, key: str | None = None) -> CaseError:
         """Return a copy located at ``source``/``key`` (filling what is unknown)."""
         return CaseError(self.reason, key=self.key or key, source=self.source or source)
 

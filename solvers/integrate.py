@@ -7,22 +7,39 @@
   segment of c steps at a time (memory O(L/c + c) states, one extra forward);
 * ``"none"``  nothing (forward only).
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Union, cast
+
 from .errors import NumericalError
+from .protocol import Array, ControlledSystem, Gradient, Progress, Stepper
+from .schedule import Schedule
 from .steppers import finite
+
+#: what the forward sweep keeps: ``"all"``, ``"none"`` or a checkpoint interval (int > 0)
+Keep = Union[Literal["all", "none"], int]
+#: ``on_state(n, t_n, y_n, lin_n)`` (``lin_n`` None at the last step)
+OnState = Callable[[int, float, Array, Any], Any]
+#: ``on_costate(n, lam_n)``
+OnCostate = Callable[[int, Array], Any]
 
 
 class Tape:
-    def __init__(self, stepper, schedule, keep):
+    """What a forward sweep remembers for :func:`solve_adjoint`."""
+
+    def __init__(self, stepper: Stepper, schedule: Schedule, keep: Keep) -> None:
         self.stepper, self.schedule, self.keep = stepper, schedule, keep
-        self.records = {}       # step n -> stepper tape
-        self.checkpoints = {}   # step n -> state y_n
+        self.records: dict[int, Any] = {}         # step n -> stepper tape
+        self.checkpoints: dict[int, Array] = {}   # step n -> state y_n
 
 
-def _noop(*args):
+def _noop(*args: Any) -> None:
     pass
 
 
-def solve_forward(system, y0, schedule, stepper, keep="all", on_state=None, progress=None):
+def solve_forward(system: ControlledSystem, y0: Array, schedule: Schedule, stepper: Stepper,
+                  keep: Keep = "all", on_state: OnState | None = None,
+                  progress: Progress | None = None) -> tuple[Array, Tape]:
     """Integrate from y0 over ``schedule``.
 
     ``on_state(n, t_n, y_n, lin_n)`` is called for n = 0..L (``lin_n`` is the
@@ -51,15 +68,16 @@ def solve_forward(system, y0, schedule, stepper, keep="all", on_state=None, prog
     return y, tape
 
 
-def _recompute_segment(system, tape, start):
-    sched, stepper, c = tape.schedule, tape.stepper, tape.keep
+def _recompute_segment(system: ControlledSystem, tape: Tape, start: int) -> None:
+    sched, stepper, c = tape.schedule, tape.stepper, cast(int, tape.keep)
     y = tape.checkpoints[start]
     for n in range(start, min(start + c, sched.steps)):
         y, record, _ = stepper.step(system, y, sched.interval(n), sched.dt, True)
         tape.records[n] = record
 
 
-def solve_adjoint(system, tape, lam, grad, on_costate=None, progress=None):
+def solve_adjoint(system: ControlledSystem, tape: Tape, lam: Array, grad: Gradient | None,
+                  on_costate: OnCostate | None = None, progress: Progress | None = None) -> Array:
     """Backward sweep from lam = dJ/dy_L; adds parameter gradients into ``grad``.
 
     ``on_costate(n, lam_n)`` is called for n = L..0 with lam_n = dJ/dy_n.
@@ -73,7 +91,7 @@ def solve_adjoint(system, tape, lam, grad, on_costate=None, progress=None):
     on_costate(sched.steps, lam)
     for n in reversed(range(sched.steps)):
         if n not in tape.records:
-            _recompute_segment(system, tape, (n // tape.keep) * tape.keep)
+            _recompute_segment(system, tape, (n // cast(int, tape.keep)) * cast(int, tape.keep))
         record = tape.records.pop(n)
         lam = stepper.adjoint_step(system, record, sched.interval(n), sched.dt, lam, grad)
         on_costate(n, lam)

@@ -9,16 +9,22 @@ Nothing here knows about meshes or models: the caller passes a matrix (or a
 callable t -> matrix) and, for the steady state, the weights of the
 normalisation.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .errors import NumericalError
+from .protocol import Array, Matrix, MatrixOfTime
 
 LINEAR_STEPPERS = ("beuler", "bdf2", "cn")
 
 
-def _csc(A):
+def _csc(A: Matrix) -> Matrix:
     return sp.csc_matrix(A)
 
 
@@ -35,23 +41,23 @@ class LinearStepper:
     on a 512 x 512 five-point grid).
     """
 
-    def __init__(self, name, matrix, dt, pivot=True):
+    def __init__(self, name: str, matrix: Matrix | MatrixOfTime, dt: float, pivot: bool = True) -> None:
         if name not in LINEAR_STEPPERS:
             raise ValueError(f"unknown linear stepper {name!r}; one of {', '.join(LINEAR_STEPPERS)}")
         self.name, self.dt = name, float(dt)
         self.time_dependent = callable(matrix)
         self._matrix = matrix
-        self._factors = {}
-        self._prev = None
+        self._factors: dict[Any, Any] = {}
+        self._prev: Array | None = None
         self.factorisations = 0
-        self._lu_options = {} if pivot else dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+        self._lu_options: dict[str, Any] = {} if pivot else dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                                  options=dict(SymmetricMode=True))
 
-    def matrix(self, t):
+    def matrix(self, t: float) -> Matrix:
         return _csc(self._matrix(t) if self.time_dependent else self._matrix)
 
-    def _factor(self, kind, t):
-        key = kind if not self.time_dependent else (kind, t)
+    def _factor(self, kind: str, t: float) -> Any:
+        key: Any = kind if not self.time_dependent else (kind, t)
         lu = self._factors.get(key)
         if lu is None:
             A = self.matrix(t)
@@ -65,7 +71,7 @@ class LinearStepper:
             self._factors[key] = lu
         return lu
 
-    def step(self, y, t):
+    def step(self, y: Array, t: float) -> Array:
         """y(t) -> y(t + dt)."""
         dt = self.dt
         if self.name == "beuler":
@@ -80,17 +86,19 @@ class LinearStepper:
                 A = self.matrix(t)
                 y_new = self._factor("cn", t).solve(y + (0.5 * dt) * (A @ y))
         else:  # bdf2: y_{n+1} - 2/3 dt A y_{n+1} = 4/3 y_n - 1/3 y_{n-1}
-            y_new = self._factor("bdf2", t + dt).solve((4.0 * y - self._prev) / 3.0)
+            prev = self._prev
+            assert prev is not None  # the first step is a CN step
+            y_new = self._factor("bdf2", t + dt).solve((4.0 * y - prev) / 3.0)
         if not np.all(np.isfinite(y_new)):
             raise NumericalError(f"{self.name}: non-finite state at t = {t + dt:g}")
         self._prev = y
         return y_new
 
-    def reset(self):
+    def reset(self) -> None:
         self._prev = None
 
 
-def pinned_system(A, r):
+def pinned_system(A: Matrix, r: int) -> tuple[Matrix, Array]:
     """The generator A with p_r = 1 imposed: (M, b) with M = A except row and column r, which
     are zero but for M_rr = 1 (kept in A's sparsity structure, so M stays structurally symmetric
     when A is), and b = -A[:, r] except b_r = 1. The other values of M p = b are the null
@@ -110,7 +118,7 @@ def pinned_system(A, r):
     return M, b
 
 
-def density_peak(A):
+def density_peak(A: Matrix) -> int:
     """Where the null vector of the generator A is largest, estimated from detailed balance
     along a breadth-first spanning tree: p_j / p_i = A_ji / A_ij for each tree edge i -> j
     (exact for a reversible generator, e.g. a gradient drift with Scharfetter-Gummel fluxes;
@@ -146,7 +154,8 @@ def density_peak(A):
     return int(np.argmax(logp))
 
 
-def steady_state(A, weights, total=1.0, pivot=True):
+def steady_state(A: Matrix, weights: npt.ArrayLike, total: float = 1.0,
+                 pivot: bool = True) -> tuple[Array, float]:
     """The null vector p of the sparse matrix A with weights . p = total.
 
     A is assumed to have a one-dimensional kernel (an irreducible generator
@@ -165,7 +174,7 @@ def steady_state(A, weights, total=1.0, pivot=True):
     options = {} if pivot else dict(permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                     options=dict(SymmetricMode=True))
 
-    def solve(r):
+    def solve(r: int) -> Array:
         M, b = pinned_system(A, r)
         M = sp.csc_matrix(M)
         lu = spla.splu(M, **options)
@@ -188,7 +197,7 @@ def steady_state(A, weights, total=1.0, pivot=True):
     return p, resid
 
 
-def solve_backward(A, rhs, active):
+def solve_backward(A: Matrix, rhs: npt.ArrayLike, active: npt.ArrayLike) -> Array:
     """Solve A^T u = rhs on the ``active`` indices with u = 0 elsewhere (e.g. the
     mean first-passage time: A^T T = -1 with T = 0 on the absorbing set)."""
     A = sp.csr_matrix(A, dtype=float)

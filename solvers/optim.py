@@ -1,25 +1,24 @@
 """Training drivers: projected gradient descent, Adam, PAM (Liu & Markowich Alg. 1), MSA/E-MSA (Alg. 2).
 
-The drivers know the model only through two small duck-typed protocols.
+The drivers know the model only through two small protocols of :mod:`solvers.protocol`.
 
-**Objective** (``gd``, ``adam``, ``pam``)
+**Objective** (``gd``, ``adam``, ``pam``; :class:`~solvers.protocol.Objective`)
 
 ``params``
     dict name -> float ndarray, the trainable arrays, *updated in place* by the drivers.
-``loss() -> float``
-    J at the current ``params``.
 ``loss_and_gradient() -> (J, grad)``
     J and the exact gradient, ``grad[name]`` shaped like ``params[name]``.
-``metrics() -> dict`` (optional)
+``metrics() -> dict`` (optional; :class:`~solvers.protocol.HasMetrics`)
     scalar metrics (e.g. ``accuracy``) at the params of the most recent
-    ``loss``/``loss_and_gradient`` call; every key becomes a history entry.
-``sqnorm(arrays) -> float`` (optional; ``gd``, ``adam``)
+    evaluation; every key becomes a history entry.
+``sqnorm(arrays) -> float`` (optional; ``gd``, ``adam``; :class:`~solvers.protocol.HasSqnorm`)
     the squared Euclidean norm of a dict of parameter-shaped arrays (gradients,
     steps), for objectives whose ``params`` are pieces of parameters split over
     processes (each process steps its own piece; the norms, and the ``gtol``
     test that depends on them, must be global). Default: the local sum of squares.
 
-**PMP system** (``msa``, ``emsa``; see :class:`pdenet.network.pmp.NetworkPMP`)
+**PMP system** (``msa``, ``emsa``; :class:`~solvers.protocol.PMPSystem`, e.g.
+:class:`pdenet.network.pmp.NetworkPMP`)
 
 ``params``, optional ``metrics()`` as above, and
 ``sweep() -> (J, grad)``
@@ -47,16 +46,28 @@ k = 0..n (k = 0 the initial parameters): ``loss`` J(x^k), ``grad_norm``
 ``callback(k, info)`` is called after each iteration with the history row as
 a dict; returning True stops the iteration.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
 import numpy as np
 from scipy import optimize
 
 from .errors import NumericalError
+from .protocol import Array, Objective, Params, PMPSystem
+
+#: name -> (lower, upper): scalars or arrays broadcastable to the parameter
+Box = Mapping[str, tuple[Any, Any]]
+#: ``callback(k, info)`` after each iteration; True stops
+Callback = Callable[[int, dict[str, float]], Any]
+#: what every driver returns: history name -> 1-D array over the iterations
+History = dict[str, Array]
 
 __all__ = ["gd", "adam", "pam", "msa", "emsa", "project", "flatten", "unflatten"]
 
 
 # -- helpers ------------------------------------------------------------------------
-def project(params, box, names=None):
+def project(params: Params, box: Box | None, names: Iterable[str] | None = None) -> None:
     """Clip ``params[name]`` in place onto [lower, upper] for every boxed name (in ``names``)."""
     if not box:
         return
@@ -65,12 +76,12 @@ def project(params, box, names=None):
             np.clip(params[name], lo, hi, out=params[name])
 
 
-def flatten(arrays, names):
+def flatten(arrays: Mapping[str, Any], names: Iterable[str]) -> Array:
     """Concatenate ``arrays[name].ravel()`` over ``names``."""
     return np.concatenate([np.asarray(arrays[n], dtype=float).ravel() for n in names])
 
 
-def unflatten(x, params, names):
+def unflatten(x: Array, params: Params, names: Iterable[str]) -> None:
     """Write the flat vector ``x`` back into ``params[name]`` (in place) over ``names``."""
     i = 0
     for n in names:
@@ -79,9 +90,10 @@ def unflatten(x, params, names):
         i += p.size
 
 
-def _bounds(params, box, names):
+def _bounds(params: Params, box: Box | None, names: Iterable[str]) -> tuple[Array, Array]:
     """Flat lower/upper bound vectors for ``names`` (+-inf where unboxed)."""
-    lo, hi = [], []
+    lo: list[Array] = []
+    hi: list[Array] = []
     for n in names:
         shape = params[n].shape
         if box and n in box:
@@ -94,7 +106,7 @@ def _bounds(params, box, names):
     return np.concatenate(lo), np.concatenate(hi)
 
 
-def _check_box(params, box):
+def _check_box(params: Params, box: Box | None) -> None:
     for name, (lo, hi) in (box or {}).items():
         if name not in params:
             raise ValueError(f"box constraint on unknown parameter {name!r}; have {', '.join(params)}")
@@ -102,7 +114,7 @@ def _check_box(params, box):
             raise ValueError(f"box for {name!r} has lower > upper")
 
 
-def _norm(arrays, names, objective=None):
+def _norm(arrays: Mapping[str, Any], names: Iterable[str], objective: object = None) -> float:
     sqnorm = getattr(objective, "sqnorm", None)
     if sqnorm is not None:
         return float(np.sqrt(sqnorm({n: arrays[n] for n in names})))
@@ -112,10 +124,11 @@ def _norm(arrays, names, objective=None):
 class _History:
     """Per-iteration records; ``row`` appends one iteration and calls the callback."""
 
-    def __init__(self, callback):
-        self.rows, self.callback = [], callback
+    def __init__(self, callback: Callback | None) -> None:
+        self.rows: list[dict[str, float]] = []
+        self.callback = callback
 
-    def row(self, objective, **values):
+    def row(self, objective: object, **values: float) -> bool:
         metrics = getattr(objective, "metrics", None)
         if callable(metrics):
             for key, v in (metrics() or {}).items():
@@ -125,15 +138,16 @@ class _History:
             return bool(self.callback(len(self.rows) - 1, dict(values)))
         return False
 
-    def arrays(self):
-        keys = []
+    def arrays(self) -> History:
+        keys: list[str] = []
         for r in self.rows:
             keys.extend(k for k in r if k not in keys)
         return {k: np.array([r.get(k, np.nan) for r in self.rows], dtype=float) for k in keys}
 
 
 # -- first-order methods ------------------------------------------------------------
-def gd(objective, iterations, lr, box=None, gtol=0.0, callback=None):
+def gd(objective: Objective, iterations: int, lr: float, box: Box | None = None, gtol: float = 0.0,
+       callback: Callback | None = None) -> History:
     """Projected gradient descent x^{k+1} = P_box(x^k - lr grad J(x^k)) (paper Sect. 5.1).
 
     Stops after ``iterations`` steps, or when the projected-gradient step is
@@ -159,7 +173,8 @@ def gd(objective, iterations, lr, box=None, gtol=0.0, callback=None):
     return hist.arrays()
 
 
-def _projected_gradient_norm(params, grad, box, names, objective=None):
+def _projected_gradient_norm(params: Params, grad: Mapping[str, Any], box: Box | None, names: Iterable[str],
+                             objective: object = None) -> float:
     """||x - P_box(x - grad)||: zero exactly at the stationary points of the constrained problem."""
     d = {}
     for n in names:
@@ -170,7 +185,8 @@ def _projected_gradient_norm(params, grad, box, names, objective=None):
     return _norm(d, names, objective)
 
 
-def adam(objective, iterations, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, box=None, callback=None):
+def adam(objective: Objective, iterations: int, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999),
+         eps: float = 1e-8, box: Box | None = None, callback: Callback | None = None) -> History:
     """Adam (Kingma & Ba 2015) with bias correction, projected onto the box after every step."""
     params = objective.params
     names = list(params)
@@ -201,7 +217,8 @@ def adam(objective, iterations, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, box=None,
 
 
 # -- PAM ----------------------------------------------------------------------------
-def _prox_subproblem(objective, names, tau, box, tol, maxiter):
+def _prox_subproblem(objective: Objective, names: Sequence[str], tau: float, box: Box | None, tol: float,
+                     maxiter: int) -> tuple[Array, float, int, float]:
     """Solve (5.1a/b): argmin_x J(x, rest) + ||x - x^k||^2 / 2 tau over the box, x = params[names].
 
     Inner solver: scipy's L-BFGS-B with the exact gradient, stopped when the
@@ -217,7 +234,7 @@ def _prox_subproblem(objective, names, tau, box, tol, maxiter):
     x0 = np.clip(x0, lo, hi)
     inv_tau = 1.0 / tau
 
-    def phi(x):
+    def phi(x: Array) -> tuple[float, Array]:
         unflatten(x, params, names)
         try:
             J, grad = objective.loss_and_gradient()
@@ -240,8 +257,9 @@ def _prox_subproblem(objective, names, tau, box, tol, maxiter):
     return x, val - 0.5 * inv_tau * float(d @ d), int(res.nit), pg
 
 
-def pam(objective, iterations, tau, groups, box=None, inner_tol=1e-6, inner_maxiter=200,
-        callback=None, rtol=1e-12):
+def pam(objective: Objective, iterations: int, tau: float, groups: Iterable[Iterable[str]],
+        box: Box | None = None, inner_tol: float = 1e-6, inner_maxiter: int = 200,
+        callback: Callback | None = None, rtol: float = 1e-12) -> History:
     """Proximal alternating minimisation (Liu & Markowich Algorithm 1, eq. 5.1; Attouch et al. 2010).
 
     ``groups`` is a sequence of lists of parameter names (for the network:
@@ -260,8 +278,8 @@ def pam(objective, iterations, tau, groups, box=None, inner_tol=1e-6, inner_maxi
     if tau <= 0:
         raise ValueError(f"PAM step tau must be > 0, got {tau}")
     params = objective.params
-    groups = [list(g) for g in groups]
-    flat = [n for g in groups for n in g]
+    blocks = [list(g) for g in groups]
+    flat = [n for g in blocks for n in g]
     if len(set(flat)) != len(flat) or set(flat) - set(params):
         raise ValueError(f"PAM groups must be disjoint lists of parameter names from {', '.join(params)}")
     names = list(params)
@@ -275,7 +293,7 @@ def pam(objective, iterations, tau, groups, box=None, inner_tol=1e-6, inner_maxi
         if stop:
             break
         J_old, moved2, nit, resid = J, 0.0, 0, 0.0
-        for g in groups:
+        for g in blocks:
             before = flatten(params, g)
             x, J, it, pg = _prox_subproblem(objective, g, tau, box, inner_tol, inner_maxiter)
             moved2 += float(np.sum((x - before) ** 2))
@@ -290,7 +308,7 @@ def pam(objective, iterations, tau, groups, box=None, inner_tol=1e-6, inner_maxi
 
 
 # -- method of successive approximations ----------------------------------------------
-def msa(system, iterations, callback=None, rho=0.0):
+def msa(system: PMPSystem, iterations: int, callback: Callback | None = None, rho: float = 0.0) -> History:
     """Method of successive approximations (Liu & Markowich Algorithm 2; Chernousko & Lyubushin 1982).
 
     Each iteration: forward and backward sweep at theta^k (``system.sweep``),
@@ -320,7 +338,7 @@ def msa(system, iterations, callback=None, rho=0.0):
     return hist.arrays()
 
 
-def emsa(system, iterations, rho, callback=None):
+def emsa(system: PMPSystem, iterations: int, rho: float, callback: Callback | None = None) -> History:
     """Extended MSA (Li, Chen, Tai & E 2018): maximise the augmented Hamiltonian
     H~ = H - rho/2 ||f_t - F(f, theta)||^2 - rho/2 ||r_t + D_f H(f, r, theta)||^2
     (both residuals evaluated along the trajectory of theta^k) instead of H."""

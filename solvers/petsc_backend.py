@@ -27,24 +27,33 @@ solver and removed afterwards, so one run's options never leak into the next.
 petsc4py is imported on first use; :func:`available` says whether it can be.
 Nothing here imports pdenet.
 """
+from __future__ import annotations
+
 import shlex
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from .errors import NumericalError
 from .linear import density_peak, pinned_system
+from .protocol import Array, Matrix, Progress
+
+#: an options text (``"-ksp_type cg -pc_type gamg"``) or its tokens
+Options = str | Iterable[str]
 
 INSTALL_HINT = "install it with scripts/setup-petsc.sh (MPI, petsc, petsc4py, mpi4py)"
-_PETSc = None
-_command_line = []
+_PETSc: Any = None
+_command_line: list[str] = []
 
 
 class PetscUnavailable(ImportError):
     """petsc4py cannot be imported (the message says how to install it)."""
 
 
-def petsc():
+def petsc() -> Any:
     """The ``petsc4py.PETSc`` module, initialised once (raises :class:`PetscUnavailable`)."""
     global _PETSc
     if _PETSc is None:
@@ -59,7 +68,7 @@ def petsc():
     return _PETSc
 
 
-def available():
+def available() -> tuple[bool, str]:
     """``(True, version)`` when petsc4py imports, else ``(False, reason)``."""
     try:
         P = petsc()
@@ -68,20 +77,21 @@ def available():
     return True, ".".join(map(str, P.Sys.getVersion()))
 
 
-def set_command_line_options(options):
+def set_command_line_options(options: Options) -> None:
     """Options from the command line (a string or a list of tokens), applied after the
     case file's, so they win."""
     global _command_line
     _command_line = list(shlex.split(options) if isinstance(options, str) else options)
 
 
-def parse_options(text):
+def parse_options(text: Options) -> list[tuple[str, str | None]]:
     """``'-ksp_type cg -pc_type gamg -ksp_monitor'`` -> [('ksp_type', 'cg'), ..., ('ksp_monitor', None)].
 
     An option starts with ``-`` and a letter; a following token that is not an option is its value
     (so ``-ksp_atol -1e-3``-style negative numbers are values)."""
     tokens = shlex.split(text) if isinstance(text, str) else list(text)
-    out, i = [], 0
+    out: list[tuple[str, str | None]] = []
+    i = 0
     while i < len(tokens):
         tok = tokens[i]
         if not (tok.startswith("-") and len(tok) > 1 and tok.lstrip("-")[:1].isalpha()):
@@ -101,22 +111,22 @@ def parse_options(text):
 class _Options:
     """Insert options into PETSc's database for the duration of a ``with`` block."""
 
-    def __init__(self, *texts):
-        self.items = []
+    def __init__(self, *texts: Options | None) -> None:
+        self.items: list[tuple[str, str | None]] = []
         for t in texts:
             if t:
                 self.items.extend(parse_options(t))
 
-    def __enter__(self):
+    def __enter__(self) -> _Options:
         opts = petsc().Options()
-        self.saved = {}
+        self.saved: dict[str, Any] = {}
         for name, value in self.items:
             if name not in self.saved:
                 self.saved[name] = opts.getString(name, None) if opts.hasName(name) else _ABSENT
             opts.setValue(name, "" if value is None else value)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         opts = petsc().Options()
         for name, old in self.saved.items():
             if old is _ABSENT:
@@ -129,7 +139,7 @@ class _Options:
 _ABSENT = object()
 
 
-def _comm(comm):
+def _comm(comm: Any) -> Any:
     P = petsc()
     if comm is None:
         return P.COMM_SELF
@@ -140,7 +150,7 @@ def _comm(comm):
     return P.Comm(comm)  # an mpi4py communicator
 
 
-def to_petsc(A, comm=None):
+def to_petsc(A: Matrix, comm: Any = None) -> Any:
     """A scipy sparse matrix -> PETSc AIJ with contiguous row blocks over ``comm``
     (every rank passes the whole matrix, each keeps its own rows)."""
     P = petsc()
@@ -161,14 +171,14 @@ def to_petsc(A, comm=None):
     return M
 
 
-def _vec_from(M, y):
+def _vec_from(M: Any, y: npt.ArrayLike) -> Any:
     v = M.createVecLeft()
     r0, r1 = v.getOwnershipRange()
     v.getArray()[:] = np.asarray(y, dtype=float).ravel()[r0:r1]
     return v
 
 
-def gather_vec(v):
+def gather_vec(v: Any) -> Array:
     """The whole vector on every rank (numpy)."""
     P = petsc()
     if v.comm.getSize() == 1:
@@ -181,10 +191,17 @@ def gather_vec(v):
     return out
 
 
-def _ksp(M, defaults, options, rtol, atol):
-    """A KSP on M set up from the defaults, then ``options``, then the command line; the
-    options object is kept on the KSP (``ksp.pdenet_options``) to be in force during solves
-    (for -ksp_monitor, -ksp_view, -ksp_converged_reason)."""
+@dataclass
+class _Krylov:
+    """A KSP and the options it was set up with, put back in force during each solve (for
+    -ksp_monitor, -ksp_view, -ksp_converged_reason)."""
+
+    ksp: Any
+    options: _Options
+
+
+def _ksp(M: Any, defaults: str, options: Options, rtol: float, atol: float) -> _Krylov:
+    """A KSP on M set up from the defaults, then ``options``, then the command line."""
     P = petsc()
     ksp = P.KSP().create(M.comm)
     ksp.setOperators(M)
@@ -193,15 +210,12 @@ def _ksp(M, defaults, options, rtol, atol):
         ksp.setTolerances(rtol=rtol, atol=atol, max_it=10000)
         ksp.setFromOptions()
         ksp.setUp()
-    _OPTIONS[ksp.handle] = opts
-    return ksp
+    return _Krylov(ksp, opts)
 
 
-_OPTIONS = {}
-
-
-def _solve(ksp, b, x, what):
-    with _OPTIONS[ksp.handle]:
+def _solve(solver: _Krylov, b: Any, x: Any, what: str) -> int:
+    ksp = solver.ksp
+    with solver.options:
         ksp.solve(b, x)
     reason = ksp.getConvergedReason()
     if reason < 0:
@@ -230,7 +244,8 @@ class PetscLinearStepper:
     DEFAULTS = "-ksp_type gmres -ksp_gmres_restart 60"
     TS_DEFAULTS = "-ts_adapt_type none -snes_type ksponly"
 
-    def __init__(self, name, A, dt, comm=None, options="", rtol=1e-12, atol=1e-300):
+    def __init__(self, name: str, A: Matrix, dt: float, comm: Any = None, options: Options = "",
+                 rtol: float = 1e-12, atol: float = 1e-300) -> None:
         if name not in self.COEF:
             raise ValueError(f"unknown linear stepper {name!r}; one of beuler, bdf2, cn")
         self.name, self.dt = name, float(dt)
@@ -238,35 +253,35 @@ class PetscLinearStepper:
         n = A.shape[0]
         eye = sp.identity(n, format="csr")
         self.A = to_petsc(A, comm)
-        self._ksp = {}
-        self._ts = None
+        self._ksp: dict[str, _Krylov] = {}
+        self._ts: Any = None
         if name == "bdf2":
             for kind in ("cn", "bdf2"):
                 M = to_petsc(eye - (self.COEF[kind] * self.dt) * A, comm)
                 self._ksp[kind] = _ksp(M, self.DEFAULTS, options, rtol, atol)
         else:
             self._ts = self._make_ts(name, options, rtol, atol)
-        self.y = None
-        self.prev = None
+        self.y: Any = None
+        self.prev: Any = None
         self.rhs = self.A.createVecLeft()
         self.work = self.A.createVecLeft()
         self.steps = 0
         self.iterations = 0
 
     @property
-    def comm_size(self):
+    def comm_size(self) -> int:
         return self.A.comm.getSize()
 
-    def set_state(self, y):
+    def set_state(self, y: npt.ArrayLike) -> None:
         if self.y is not None:
             self.y.destroy()
         self.y = _vec_from(self.A, y)
         self.prev = None
 
-    def gather(self):
+    def gather(self) -> Array:
         return gather_vec(self.y)
 
-    def _make_ts(self, name, options, rtol, atol):
+    def _make_ts(self, name: str, options: Options, rtol: float, atol: float) -> Any:
         P = petsc()
         A = self.A
         ts = P.TS().create(A.comm)
@@ -289,20 +304,20 @@ class PetscLinearStepper:
         self._ts_options, self._J = opts, J
         return ts
 
-    def ksp_description(self):
-        k = self._ts.getSNES().getKSP() if self._ts is not None else next(iter(self._ksp.values()))
+    def ksp_description(self) -> str:
+        k = self._ts.getSNES().getKSP() if self._ts is not None else next(iter(self._ksp.values())).ksp
         return f"{k.getType()}/{k.getPC().getType()}"
 
-    def ts_description(self):
+    def ts_description(self) -> str:
         """The TS type (``none`` for bdf2, which runs its own KSP solves)."""
         return self._ts.getType() if self._ts is not None else "none"
 
-    def _ts_advance(self, nsteps, progress):
+    def _ts_advance(self, nsteps: int, progress: Progress | None) -> None:
         ts = self._ts
         ksp = ts.getSNES().getKSP()
         monitor = None
         if progress is not None:
-            def monitor(ts, step, t, u):
+            def monitor(ts: Any, step: int, t: float, u: Any) -> None:
                 if step > self.steps:
                     progress(1)
             ts.setMonitor(monitor)
@@ -323,7 +338,7 @@ class PetscLinearStepper:
                 "[solver] petsc_options")
         self.steps = ts.getStepNumber()
 
-    def _step(self):
+    def _step(self) -> None:
         y, rhs, dt = self.y, self.rhs, self.dt
         new = y.duplicate()
         if self.name == "beuler":
@@ -345,7 +360,7 @@ class PetscLinearStepper:
         self.prev, self.y = y, new
         self.steps += 1
 
-    def advance(self, nsteps, progress=None):
+    def advance(self, nsteps: int, progress: Progress | None = None) -> None:
         if self._ts is not None:
             self._ts_advance(nsteps, progress)
         for _ in range(0 if self._ts is not None else int(nsteps)):
@@ -356,12 +371,12 @@ class PetscLinearStepper:
         if not np.isfinite(norm):
             raise NumericalError(f"{self.name} (PETSc): non-finite state after step {self.steps}")
 
-    def destroy(self):
+    def destroy(self) -> None:
         if self._ts is not None:
             self._ts.destroy()
             self._J.destroy()
-        for k in self._ksp.values():
-            _OPTIONS.pop(k.handle, None)
+        for solver in self._ksp.values():
+            k = solver.ksp
             k.getOperators()[0].destroy()
             k.destroy()
         for v in (self.A, self.y, self.prev, self.rhs, self.work):
@@ -376,7 +391,8 @@ STEADY_DEFAULTS = ("-ksp_type gmres -ksp_gmres_restart 100 -pc_type gamg -mg_lev
                    "-mg_levels_ksp_max_it 1 -mg_levels_pc_type bjacobi -mg_levels_sub_pc_type ilu")
 
 
-def steady_state(A, weights, total=1.0, comm=None, options="", rtol=1e-12, atol=1e-300):
+def steady_state(A: Matrix, weights: npt.ArrayLike, total: float = 1.0, comm: Any = None, options: Options = "",
+                 rtol: float = 1e-12, atol: float = 1e-300) -> tuple[Array, float, dict[str, Any]]:
     """The null vector p of A with weights . p = total, by KSP (default GMRES + GAMG).
 
     One value p_r is pinned to 1 (row and column r eliminated, the column moved to
@@ -404,19 +420,20 @@ def steady_state(A, weights, total=1.0, comm=None, options="", rtol=1e-12, atol=
     return p, resid, {"iterations": iters, "ksp": desc[0], "pc": desc[1]}
 
 
-def _pinned_solve(A, r, comm, options, rtol, atol, guess=None):
+def _pinned_solve(A: Matrix, r: int, comm: Any, options: Options, rtol: float, atol: float,
+                  guess: Array | None = None) -> tuple[Array, int, tuple[str, str]]:
     n = A.shape[0]
     M, b = pinned_system(A, r)
     Mp = to_petsc(M, comm)
-    ksp = _ksp(Mp, STEADY_DEFAULTS, options, rtol, atol)
+    solver = _ksp(Mp, STEADY_DEFAULTS, options, rtol, atol)
+    ksp = solver.ksp
     bv = _vec_from(Mp, b)
     x = _vec_from(Mp, guess if guess is not None else np.zeros(n))
     if guess is not None:
         ksp.setInitialGuessNonzero(True)
-    it = _solve(ksp, bv, x, "steady state")
+    it = _solve(solver, bv, x, "steady state")
     p = gather_vec(x)
     desc = (ksp.getType(), ksp.getPC().getType())
-    _OPTIONS.pop(ksp.handle, None)
     for o in (ksp, Mp, bv, x):
         o.destroy()
     return p, it, desc

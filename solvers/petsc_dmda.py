@@ -23,10 +23,16 @@ rank or only on rank 0), :meth:`to_petsc_matrix` (a scipy sparse matrix in
 natural ordering into a distributed AIJ matrix in the DMDA's ordering, for
 assembled Jacobians). Nothing here imports pdenet.
 """
+from __future__ import annotations
+
+from typing import Any, Sequence
+
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from .petsc_backend import _comm, petsc
+from .protocol import Array, Matrix
 
 
 class GridDM:
@@ -38,7 +44,8 @@ class GridDM:
     PETSc communicator (None: this process alone).
     """
 
-    def __init__(self, cells, periodic, ghost=1, comm=None, stencil="star"):
+    def __init__(self, cells: Sequence[int], periodic: Sequence[bool], ghost: int = 1, comm: Any = None,
+                 stencil: str = "star") -> None:
         P = petsc()
         self.cells = tuple(int(n) for n in cells)
         self.ndim = len(self.cells)
@@ -67,45 +74,45 @@ class GridDM:
         #: (at the lower end, at the upper end) of each axis: does this rank touch the physical boundary
         self.at_boundary = tuple((a == 0 and not p, b == n and not p)
                                  for (a, b), n, p in zip(ranges, self.cells, self.periodic))
-        self._to_all = None
-        self._natural = None
+        self._to_all: Any = None
+        self._natural: Any = None
 
     @property
-    def size(self):
+    def size(self) -> int:
         return int(np.prod(self.cells))
 
     @property
-    def rank(self):
+    def rank(self) -> int:
         return self.comm.getRank()
 
     # -- vectors ---------------------------------------------------------------
-    def global_vec(self):
+    def global_vec(self) -> Any:
         return self.da.createGlobalVec()
 
-    def local_vec(self):
+    def local_vec(self) -> Any:
         return self.da.createLocalVec()
 
-    def owned_array(self, vec):
+    def owned_array(self, vec: Any) -> Array:
         """The owned block of a global vector as a writable numpy view (numpy axis order)."""
         return vec.getArray().reshape(self.owned_shape)
 
-    def local_array(self, vec):
+    def local_array(self, vec: Any) -> Array:
         """A local (ghosted) vector as a writable numpy view of shape :attr:`local_shape`."""
         return vec.getArray().reshape(self.local_shape)
 
-    def update_ghosts(self, gvec, lvec):
+    def update_ghosts(self, gvec: Any, lvec: Any) -> None:
         """Copy the owned values into ``lvec`` and fill the ghosts shared with other ranks (and
         the periodic wrap); the ghosts beyond a physical boundary are left to the caller."""
         self.da.globalToLocal(gvec, lvec)
 
-    def scatter(self, whole, vec=None):
+    def scatter(self, whole: npt.ArrayLike, vec: Any = None) -> Any:
         """A whole-grid array (on every rank) -> a global vector (each rank copies its block)."""
         whole = np.asarray(whole, dtype=float).reshape(self.cells)
         vec = self.global_vec() if vec is None else vec
         self.owned_array(vec)[...] = whole[self.owned]
         return vec
 
-    def gather(self, vec, root_only=False):
+    def gather(self, vec: Any, root_only: bool = False) -> Array | None:
         """A global vector -> the whole-grid numpy array (C order). On every rank, or with
         ``root_only`` on rank 0 (the other ranks get None, which saves the all-to-all)."""
         P = petsc()
@@ -128,12 +135,12 @@ class GridDM:
         return out
 
     # -- matrices --------------------------------------------------------------
-    def natural_indices(self):
+    def natural_indices(self) -> npt.NDArray[np.intp]:
         """Natural (``ravel``) index of each owned unknown, in the DMDA's (PETSc) order."""
         grids = np.meshgrid(*[np.arange(s.start, s.stop) for s in self.owned], indexing="ij")
         return np.ravel_multi_index(tuple(g.ravel() for g in grids), self.cells)
 
-    def to_petsc_matrix(self, A):
+    def to_petsc_matrix(self, A: Matrix) -> Any:
         """A scipy sparse matrix in natural ordering (rows and columns = ``ravel`` indices of the
         whole grid, present on every rank) -> a distributed AIJ matrix in the DMDA's ordering;
         each rank inserts its own rows. The DMDA's preallocation is not used (the sparsity
@@ -155,7 +162,7 @@ class GridDM:
         M.assemble()
         return M
 
-    def destroy(self):
+    def destroy(self) -> None:
         for obj in (self._natural, *(self._to_all or ())):
             if obj is not None:
                 obj.destroy()

@@ -33,11 +33,20 @@ Options: the defaults, then ``options`` (the case file's), then the command
 line's (:func:`solvers.petsc_backend.set_command_line_options`), in force while
 the TS is set up and while it steps. Nothing here imports pdenet.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import petsc_backend as pb
 from .errors import NumericalError
+from .protocol import Array, GridExplicit, Matrix
+
+if TYPE_CHECKING:
+    from .petsc_dmda import GridDM
 
 METHODS = ("ssp-rk3", "euler", "arkimex")
 DEFAULTS = {
@@ -51,10 +60,10 @@ class ShuOsherRK3:
     """TS ``python`` context: one step of the Shu-Osher SSP-RK3 method,
     u1 = u + dt E(u); u2 = 3/4 u + 1/4 (u1 + dt E(u1)); u_new = 1/3 u + 2/3 (u2 + dt E(u2))."""
 
-    def __init__(self):
-        self.work = None
+    def __init__(self) -> None:
+        self.work: list[Any] | None = None
 
-    def step(self, ts):
+    def step(self, ts: Any) -> None:
         t, dt = ts.getTime(), ts.getTimeStep()
         u = ts.getSolution()
         if self.work is None:
@@ -74,12 +83,12 @@ class ShuOsherRK3:
         u.axpby(2.0 / 3.0, 1.0 / 3.0, F)
         ts.setTime(t + dt)
 
-    def reset(self, ts):
+    def reset(self, ts: Any) -> None:
         for v in self.work or ():
             v.destroy()
         self.work = None
 
-    def destroy(self, ts):
+    def destroy(self, ts: Any) -> None:
         self.reset(ts)
 
 
@@ -93,8 +102,8 @@ class GridTS:
     implicit solves.
     """
 
-    def __init__(self, grid, explicit, method="ssp-rk3", implicit=None, options="", rtol=1e-12,
-                 atol=1e-300):
+    def __init__(self, grid: GridDM, explicit: GridExplicit, method: str = "ssp-rk3", implicit: Matrix = None,
+                 options: pb.Options = "", rtol: float = 1e-12, atol: float = 1e-300) -> None:
         P = pb.petsc()
         if method not in METHODS:
             raise ValueError(f"unknown TS method {method!r}; one of {', '.join(METHODS)}")
@@ -104,7 +113,7 @@ class GridTS:
         self.X = grid.global_vec()
         self.local = grid.local_vec()
         self.F = self.X.duplicate()
-        self._cache = None            # (vec handle, vec state, t) of the last explicit evaluation in self.F
+        self._cache: tuple[Any, Any, float] | None = None  # (vec handle, vec state, t) of the last explicit evaluation in self.F
         self.evaluations = 0
         self.steps = 0
         self.t = 0.0
@@ -112,13 +121,14 @@ class GridTS:
         ts = self.ts = P.TS().create(comm=grid.comm)
         ts.setProblemType(P.TS.ProblemType.NONLINEAR)
         ts.setRHSFunction(self._rhs, self.X.duplicate())
-        self.A = self.J = None
+        self.A: Any = None
+        self.J: Any = None
         if implicit is not None:
             A = sp.csr_matrix(implicit, dtype=float)
             self.A = grid.to_petsc_matrix(A)
             # the Jacobian's pattern includes the diagonal (A may lack some diagonal entries)
             self.J = grid.to_petsc_matrix(A + sp.identity(A.shape[0], format="csr"))
-            self._shift = None
+            self._shift: float | None = None
             self._Au = self.X.duplicate()
             ts.setIFunction(self._ifunction, self.X.duplicate())
             ts.setIJacobian(self._ijacobian, self.J, self.J)
@@ -138,7 +148,7 @@ class GridTS:
             ts.setUp()
 
     # -- description -------------------------------------------------------------
-    def description(self):
+    def description(self) -> str:
         """'python/shu-osher-rk3', 'ssp/rks3', 'euler', 'arkimex/3 gmres/ilu', ..."""
         ts = self.ts
         kind = ts.getType()
@@ -152,42 +162,42 @@ class GridTS:
         return kind
 
     # -- state -------------------------------------------------------------------
-    def set_state(self, whole, t=0.0):
+    def set_state(self, whole: npt.ArrayLike, t: float = 0.0) -> None:
         self.grid.scatter(whole, self.X)
         self.t = float(t)
         self.ts.setTime(self.t)
         self._cache = None
 
-    def gather(self, root_only=False):
+    def gather(self, root_only: bool = False) -> Array | None:
         return self.grid.gather(self.X, root_only=root_only)
 
     # -- callbacks -----------------------------------------------------------------
-    def _evaluate(self, t, X, F):
+    def _evaluate(self, t: float, X: Any, F: Any) -> None:
         self.grid.update_ghosts(X, self.local)
         padded = self.grid.local_array(self.local)
         self.explicit(padded, t, self.grid.owned_array(F))
         self.evaluations += 1
 
-    def explicit_rhs(self, t=None):
+    def explicit_rhs(self, t: float | None = None) -> Any:
         """E at the current state (kept for the first stage of the next step)."""
         t = self.t if t is None else t
         self._evaluate(t, self.X, self.F)
         self._cache = (self.X.handle, self.X.stateGet(), t)
         return self.F
 
-    def _rhs(self, ts, t, X, F):
+    def _rhs(self, ts: Any, t: float, X: Any, F: Any) -> None:
         c = self._cache
         if c is not None and c[0] == X.handle and c[1] == X.stateGet() and c[2] == t:
             self.F.copy(F)
             return
         self._evaluate(t, X, F)
 
-    def _ifunction(self, ts, t, X, Xdot, F):
+    def _ifunction(self, ts: Any, t: float, X: Any, Xdot: Any, F: Any) -> None:
         self.A.mult(X, self._Au)
         Xdot.copy(F)
         F.axpy(-1.0, self._Au)                      # F = u' - A u
 
-    def _ijacobian(self, ts, t, X, Xdot, shift, J, Jp):
+    def _ijacobian(self, ts: Any, t: float, X: Any, Xdot: Any, shift: float, J: Any, Jp: Any) -> None:
         if shift == self._shift:
             return   # the assembled matrix is unchanged: the preconditioner is kept
         P = pb.petsc()
@@ -198,7 +208,7 @@ class GridTS:
         self._shift = shift
 
     # -- stepping ------------------------------------------------------------------
-    def advance(self, t1, dt_of, max_steps=10_000_000):
+    def advance(self, t1: float, dt_of: Callable[[float], float], max_steps: int = 10_000_000) -> int:
         """Step to ``t1`` with ``dt = min(dt_of(t), t1 - t)``; returns the number of steps."""
         ts, t, n = self.ts, self.t, 0
         tol = 1e-14 * max(1.0, abs(t1))
@@ -227,12 +237,12 @@ class GridTS:
         self.t = t
         return n
 
-    def linear_iterations(self):
+    def linear_iterations(self) -> int:
         if self.method != "arkimex":
             return 0
         return int(self.ts.getKSPIterations())
 
-    def destroy(self):
+    def destroy(self) -> None:
         for obj in (self.ts, self.X, self.local, self.F, self.A, self.J, getattr(self, "_Au", None)):
             if obj is not None:
                 obj.destroy()

@@ -27,13 +27,18 @@ whole call and removed afterwards. The time step is fixed (``-ts_adapt_type none
 Serial (PETSc.COMM_SELF): this is a cross-check and a small-problem tool, not a distributed
 solver. Nothing here imports pdenet.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from . import petsc_backend as _pb
 from .errors import NumericalError
+from .protocol import Array, TimeFunction
 
 DEFAULTS = ("-ts_type cn -ts_adapt_type none -snes_type newtonls -snes_linesearch_type basic "
             "-snes_rtol 1e-14 -snes_atol 1e-14 -snes_stol 1e-16 -snes_max_it 50 "
@@ -44,17 +49,17 @@ DEFAULTS = ("-ts_type cn -ts_adapt_type none -snes_type newtonls -snes_linesearc
 class TSResult:
     """What :func:`ts_adjoint` returns: the final state, and the gradients when asked for."""
 
-    y_final: np.ndarray
-    grad_y0: np.ndarray = None
-    grad_p: np.ndarray = None
-    info: dict = field(default_factory=dict)
+    y_final: Array
+    grad_y0: Array | None = None
+    grad_p: Array | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class _DenseOrSparse:
     """Copies a callable's dense array or scipy sparse matrix into a PETSc Mat (dense or AIJ,
     decided by the first value; an AIJ keeps the union of all patterns seen)."""
 
-    def __init__(self, P, value, shape, what):
+    def __init__(self, P: Any, value: Any, shape: tuple[int, int], what: str) -> None:
         self.P, self.shape, self.what = P, shape, what
         self.sparse = sp.issparse(value)
         if self.sparse:
@@ -69,7 +74,7 @@ class _DenseOrSparse:
         self.fill(value)
         self.mat.assemble()
 
-    def fill(self, value):
+    def fill(self, value: Any) -> None:
         if (sp.issparse(value)) != self.sparse:
             raise TypeError(f"{self.what} returned a {'sparse' if sp.issparse(value) else 'dense'} matrix "
                             f"after a {'sparse' if self.sparse else 'dense'} one")
@@ -86,11 +91,11 @@ class _DenseOrSparse:
         M.assemble()
 
 
-def _array(v):
+def _array(v: Any) -> Array:
     return v.getArray(readonly=True)
 
 
-def _run(P, fn, *args, what):
+def _run(P: Any, fn: Callable[..., Any], *args: Any, what: str) -> None:
     """Call a PETSc solve; its error (e.g. a step whose SNES diverged) becomes a NumericalError
     carrying PETSc's own last line."""
     try:
@@ -101,8 +106,10 @@ def _run(P, fn, *args, what):
         raise NumericalError(f"{what}: {last}; check the SNES/KSP options") from None
 
 
-def ts_adjoint(rhs, jacobian, y0, dt, nsteps, terminal_gradient=None, jacobian_p=None, n_params=0,
-               t0=0.0, options=""):
+def ts_adjoint(rhs: TimeFunction, jacobian: TimeFunction, y0: npt.ArrayLike, dt: float, nsteps: int,
+               terminal_gradient: Callable[[Array], npt.ArrayLike] | None = None,
+               jacobian_p: TimeFunction | None = None, n_params: int = 0, t0: float = 0.0,
+               options: _pb.Options = "") -> TSResult:
     """Integrate y' = rhs(t, y) with a PETSc TS and (when ``terminal_gradient`` is given) compute
     the gradient of Phi(y(T)) by TSAdjointSolve. Returns a :class:`TSResult`
     (``grad_p`` when ``jacobian_p`` and ``n_params`` are given). See the module docstring."""
@@ -114,7 +121,7 @@ def ts_adjoint(rhs, jacobian, y0, dt, nsteps, terminal_gradient=None, jacobian_p
         raise ValueError(f"need nsteps >= 1 and dt > 0, got nsteps={nsteps}, dt={dt}")
     want_p = terminal_gradient is not None and jacobian_p is not None and n_params > 0
 
-    def rhs_cb(ts, t, u, f):
+    def rhs_cb(ts: Any, t: float, u: Any, f: Any) -> None:
         out = np.asarray(rhs(t, _array(u)), dtype=float).ravel()
         if out.size != n:
             raise ValueError(f"rhs returned {out.size} values, expected {n}")
@@ -123,16 +130,18 @@ def ts_adjoint(rhs, jacobian, y0, dt, nsteps, terminal_gradient=None, jacobian_p
     J0 = jacobian(t0, y0)
     Jw = _DenseOrSparse(P, J0, (n, n), "jacobian")
 
-    def jac_cb(ts, t, u, A, B):
+    def jac_cb(ts: Any, t: float, u: Any, A: Any, B: Any) -> None:
         Jw.fill(jacobian(t, _array(u)))
         if B is not None and B.handle != A.handle:
             B.assemble()
 
     if want_p:
-        Jp = _DenseOrSparse(P, np.asarray(jacobian_p(t0, y0), dtype=float), (n, int(n_params)), "jacobian_p")
+        assert jacobian_p is not None  # want_p says so
+        jac_p = jacobian_p
+        Jp = _DenseOrSparse(P, np.asarray(jac_p(t0, y0), dtype=float), (n, int(n_params)), "jacobian_p")
 
-        def jacp_cb(ts, t, u, C):
-            Jp.fill(np.asarray(jacobian_p(t, _array(u)), dtype=float))
+        def jacp_cb(ts: Any, t: float, u: Any, C: Any) -> None:
+            Jp.fill(np.asarray(jac_p(t, _array(u)), dtype=float))
 
     u = P.Vec().createSeq(n, comm=P.COMM_SELF)
     u.getArray()[:] = y0
@@ -189,6 +198,7 @@ def ts_adjoint(rhs, jacobian, y0, dt, nsteps, terminal_gradient=None, jacobian_p
             _run(P, ts.adjointSolve, what=f"PETSc TS {ts.getType()} adjoint")
             result.grad_y0 = lam.getArray().copy()
             if want_p:
+                assert mu is not None
                 result.grad_p = mu.getArray().copy()
             return result
     finally:

@@ -17,12 +17,15 @@ stiff linear operator, e.g. the Laplacian times the diffusion coefficient).
 * :func:`integrate` — steps from ``t0`` to ``t1`` with a step size chosen
   by ``dt_of(u, t)`` (CFL), landing exactly on requested output times.
 """
+from typing import Any, Callable
+
 import numpy as np
 
 from .errors import NumericalError
+from .protocol import RHS, Array, ImplicitSolve, LinearMap, OnStep
 
 
-def ssp_rk3_step(rhs, u, t, dt, f0=None):
+def ssp_rk3_step(rhs: RHS, u: Array, t: float, dt: float, f0: Array | None = None) -> Array:
     """One SSP-RK3 step: u1 = u + dt L(u); u2 = 3/4 u + 1/4 (u1 + dt L(u1));
     u_new = 1/3 u + 2/3 (u2 + dt L(u2)).
 
@@ -44,12 +47,13 @@ def ssp_rk3_step(rhs, u, t, dt, f0=None):
     return out
 
 
-def forward_euler_step(rhs, u, t, dt, f0=None):
+def forward_euler_step(rhs: RHS, u: Array, t: float, dt: float, f0: Array | None = None) -> Array:
     """u + dt rhs(u, t) (``f0``: rhs(u, t) if already evaluated)."""
     return u + dt * (rhs(u, t) if f0 is None else f0)
 
 
-def imex_euler_step(rhs, solve, u, t, dt, f0=None):
+def imex_euler_step(rhs: RHS, solve: ImplicitSolve, u: Array, t: float, dt: float,
+                    f0: Array | None = None) -> Array:
     """u_new = (I - dt A)^{-1} (u + dt rhs(u, t)): explicit non-stiff part, implicit stiff part
     (``f0``: rhs(u, t) if already evaluated)."""
     return solve(u + dt * (rhs(u, t) if f0 is None else f0), dt)
@@ -59,7 +63,8 @@ ARS_GAMMA = 1.0 - 1.0 / 2.0 ** 0.5
 ARS_DELTA = 1.0 - 1.0 / (2.0 * ARS_GAMMA)
 
 
-def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt, f0=None):
+def imex_ars222_step(rhs: RHS, solve: ImplicitSolve, apply_implicit: LinearMap, u: Array, t: float,
+                     dt: float, f0: Array | None = None) -> Array:
     """One step of the L-stable, second-order IMEX Runge-Kutta method ARS(2,2,2) of Ascher,
     Ruuth & Spiteri (1997), gamma = 1 - 1/sqrt(2), delta = 1 - 1/(2 gamma):
 
@@ -77,7 +82,9 @@ def imex_ars222_step(rhs, solve, apply_implicit, u, t, dt, f0=None):
     return solve(b, dt * g)
 
 
-def integrate(step, u, t0, t1, dt_of, on_step=None, max_steps=10_000_000, first_stage=False):
+def integrate(step: Callable[..., Array], u: Array, t0: float, t1: float, dt_of: Callable[..., Any],
+              on_step: OnStep | None = None, max_steps: int = 10_000_000,
+              first_stage: bool = False) -> tuple[Array, int]:
     """Advance ``u`` from ``t0`` to ``t1`` with ``step(u, t, dt)``; the step size is
     ``min(dt_of(u, t), t1 - t)`` so that the last step lands on ``t1``.
 

@@ -11,9 +11,14 @@ records, or None when not kept) and the linearisation at the current state.
 of the step: reverse-mode differentiation of exactly the computation ``step``
 performed.
 """
+from __future__ import annotations
+
+from typing import Any, Sequence
+
 import numpy as np
 
 from .newton import newton_krylov, solve_shifted
+from .protocol import Array, ControlledSystem, Gradient, Linearisation
 
 
 class ExplicitRK:
@@ -21,14 +26,16 @@ class ExplicitRK:
 
     implicit = False
 
-    def __init__(self, name, a, b, order):
+    def __init__(self, name: str, a: Sequence[Sequence[float]], b: Sequence[float], order: int) -> None:
         self.name, self.order = name, order
         self.a = [list(map(float, row)) for row in a]
         self.b = list(map(float, b))
         self.stages = len(self.b)
 
-    def step(self, system, y, k, dt, keep):
-        ks, lins = [], []
+    def step(self, system: ControlledSystem, y: Array, k: int, dt: float,
+             keep: bool) -> tuple[Array, list[Linearisation] | None, Linearisation]:
+        ks: list[Array] = []
+        lins: list[Linearisation] = []
         for i in range(self.stages):
             Y = y
             for j, aij in enumerate(self.a[i][:i]):
@@ -43,23 +50,25 @@ class ExplicitRK:
                 y_next += (dt * bi) * Fi
         return y_next, (lins if keep else None), lins[0]
 
-    def adjoint_step(self, system, tape, k, dt, lam, grad):
+    def adjoint_step(self, system: ControlledSystem, tape: list[Linearisation], k: int, dt: float,
+                     lam: Array, grad: Gradient | None) -> Array:
         lins = tape
         ybar = lam.copy()
-        Ybar = [None] * self.stages
+        Ybar: list[Array | None] = [None] * self.stages
         for i in reversed(range(self.stages)):
-            kbar = None
+            kbar: Array | None = None
             if self.b[i] != 0.0:
                 kbar = (dt * self.b[i]) * lam
             for m in range(i + 1, self.stages):
                 ami = self.a[m][i]
-                if ami != 0.0 and Ybar[m] is not None:
-                    term = (dt * ami) * Ybar[m]
+                Ym = Ybar[m]
+                if ami != 0.0 and Ym is not None:
+                    term = (dt * ami) * Ym
                     kbar = term if kbar is None else kbar + term
             if kbar is None:
                 continue
-            Ybar[i] = system.vjp(lins[i], k, kbar, grad)
-            ybar += Ybar[i]
+            Yi = Ybar[i] = system.vjp(lins[i], k, kbar, grad)
+            ybar += Yi
         return ybar
 
 
@@ -69,19 +78,21 @@ class Theta:
     implicit = True
     stages = 2
 
-    def __init__(self, name, theta, newton_tol=1e-12, newton_maxiter=50, krylov_tol=1e-13):
+    def __init__(self, name: str, theta: float, newton_tol: float = 1e-12, newton_maxiter: int = 50,
+                 krylov_tol: float = 1e-13) -> None:
         if not 0.0 < theta <= 1.0:
             raise ValueError(f"theta must be in (0, 1], got {theta}")
         self.name, self.theta = name, float(theta)
         self.order = 2 if abs(theta - 0.5) < 1e-15 else 1
         self.newton_tol, self.newton_maxiter, self.krylov_tol = newton_tol, newton_maxiter, krylov_tol
 
-    def step(self, system, y, k, dt, keep):
+    def step(self, system: ControlledSystem, y: Array, k: int, dt: float,
+             keep: bool) -> tuple[Array, tuple[Linearisation, Linearisation] | None, Linearisation]:
         th = self.theta
         F0, lin0 = system.linearise(y, k)
         const = y + (dt * (1.0 - th)) * F0 if th < 1.0 else y
 
-        def residual_and_jac(z):
+        def residual_and_jac(z: Array) -> tuple[Array, Any, Linearisation]:
             Fz, linz = system.linearise(z, k)
             g = z - const - (dt * th) * Fz
             return g, (lambda v: v - (dt * th) * system.jvp(linz, k, v)), linz
@@ -90,7 +101,8 @@ class Theta:
                                 self.newton_maxiter, self.krylov_tol)
         return z, ((lin0, linz) if keep else None), lin0
 
-    def adjoint_step(self, system, tape, k, dt, lam, grad):
+    def adjoint_step(self, system: ControlledSystem, tape: tuple[Linearisation, Linearisation], k: int,
+                     dt: float, lam: Array, grad: Gradient | None) -> Array:
         lin0, linz = tape
         th = self.theta
         mu = solve_shifted(lambda v: system.vjp(linz, k, v, None), lam, dt * th, self.krylov_tol)
@@ -102,7 +114,7 @@ class Theta:
         return ybar
 
 
-def _tableaux():
+def _tableaux() -> dict[str, ExplicitRK]:
     return {
         "euler": ExplicitRK("euler", [[]], [1.0], 1),
         "heun": ExplicitRK("heun", [[], [1.0]], [0.5, 0.5], 2),
@@ -114,7 +126,7 @@ def _tableaux():
 STEPPERS = ("euler", "heun", "rk4", "beuler", "cn", "theta")
 
 
-def make_stepper(name, theta=None, **newton):
+def make_stepper(name: str, theta: float | None = None, **newton: Any) -> ExplicitRK | Theta:
     """Stepper by name: euler | heun | rk4 | beuler | cn | theta (with ``theta``)."""
     explicit = _tableaux()
     if name in explicit:
@@ -130,6 +142,6 @@ def make_stepper(name, theta=None, **newton):
     raise ValueError(f"unknown stepper {name!r}; one of {', '.join(STEPPERS)}")
 
 
-def finite(y):
+def finite(y: Array) -> bool:
     """True when every entry of y is finite (one reduction, no temporary mask)."""
     return bool(np.isfinite(np.sum(y)))

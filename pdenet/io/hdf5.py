@@ -14,19 +14,26 @@ scales; ``/time`` (dimension scale of the saved times); ``/fields/<name>``
 ``/diagnostics/<name>`` (n_saved,); ``/train``, ``/controls``, ``/gradients``,
 ``/convergence`` groups of per-run arrays.
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import OutputError
 from .sink import Sink
 
+if TYPE_CHECKING:
+    from ..mesh import Mesh
+
 CHUNK_BYTES = 1 << 20
 
 
-def _chunks(shape, itemsize=8):
+def _chunks(shape: Sequence[int], itemsize: int = 8) -> tuple[int, ...]:
     """One save per chunk; split the leading non-time axes until a chunk is <= 1 MiB."""
     chunk = [1] + list(shape)
     axis = 1
@@ -39,23 +46,23 @@ def _chunks(shape, itemsize=8):
 
 
 class H5Sink(Sink):
-    def __init__(self, path, compression="gzip"):
+    def __init__(self, path: str | os.PathLike[str], compression: str = "gzip") -> None:
         self.path = os.fspath(path)
         self.partial = self.path + ".partial"
         self.compression = {"gzip": "gzip", "lzf": "lzf", "none": None}[compression]
-        self.fh = None
-        self.mesh = None
+        self.fh: Any = None   # the open h5py.File between start and finish
+        self.mesh: Mesh | None = None
         self.n_saves = 0
 
     # -- helpers --------------------------------------------------------------
-    def _opts(self):
+    def _opts(self) -> dict[str, Any]:
         if self.compression == "gzip":
             return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
         if self.compression == "lzf":
             return {"compression": "lzf", "shuffle": True}
         return {}
 
-    def _attach_scales(self, dset):
+    def _attach_scales(self, dset: Any) -> None:
         dset.dims[0].attach_scale(self.fh["time"])
         dset.dims[0].label = "t"
         if self.mesh is None:
@@ -68,7 +75,7 @@ class H5Sink(Sink):
             dset.dims[lead + d].attach_scale(self.fh[f"mesh/x{d + 1}"])
             dset.dims[lead + d].label = f"x{d + 1}"
 
-    def _field(self, name, shape, n_rows=0, fill=None):
+    def _field(self, name: str, shape: Sequence[int], n_rows: int = 0, fill: float | None = None) -> Any:
         group = self.fh.require_group("fields")
         if name in group:
             return group[name]
@@ -81,7 +88,7 @@ class H5Sink(Sink):
         return dset
 
     # -- sink protocol --------------------------------------------------------
-    def start(self, attrs, mesh):
+    def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -106,7 +113,7 @@ class H5Sink(Sink):
         t.make_scale("t")
         self.fh.flush()
 
-    def save(self, t, fields, diagnostics):
+    def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         i = self.n_saves
         self.n_saves += 1
         tset = self.fh["time"]
@@ -126,7 +133,7 @@ class H5Sink(Sink):
             d[i] = value
         self.fh.flush()
 
-    def put_field(self, name, index, array, n_saved):
+    def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
         array = np.asarray(array, dtype=float)
         dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
         if dset.shape[0] < n_saved:
@@ -134,14 +141,14 @@ class H5Sink(Sink):
         dset[index] = array
         self.fh.flush()
 
-    def put_diagnostic(self, name, index, value, n_saved):
+    def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
         group = self.fh.require_group("diagnostics")
         if name not in group:
             group.create_dataset(name, shape=(n_saved,), maxshape=(None,), dtype="f8",
                                  fillvalue=np.nan, chunks=(256,))
         group[name][index] = value
 
-    def write(self, group, name, array, attrs=None):
+    def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
         g = self.fh.require_group(group)
         if name in g:
             del g[name]
@@ -152,7 +159,7 @@ class H5Sink(Sink):
             d.attrs[k] = v
         self.fh.flush()
 
-    def set_attrs(self, attrs):
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         for k, v in attrs.items():
             if v is None:
                 continue
@@ -162,7 +169,7 @@ class H5Sink(Sink):
                 v = json.dumps(v)
             self.fh.attrs[k] = v
 
-    def finish(self, status="complete", message=""):
+    def finish(self, status: str = "complete", message: str = "") -> None:
         if self.fh is None:
             return
         try:

@@ -1,8 +1,13 @@
 """The result of a run, in memory or read back from HDF5."""
+from __future__ import annotations
+
 import json
+import os
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import OutputError
 from ..mesh import Mesh
@@ -14,28 +19,30 @@ class Result:
     """Arrays of one run: ``fields``, ``time``, ``diagnostics``, ``mesh``, ``attrs``
     and the per-run groups (``train``, ``controls``, ``gradients``, ...)."""
 
-    def __init__(self, attrs=None, mesh=None, time=None, fields=None, diagnostics=None, groups=None,
-                 path=None):
+    def __init__(self, attrs: Mapping[str, Any] | None = None, mesh: Mesh | None = None,
+                 time: npt.ArrayLike | None = None, fields: Mapping[str, np.ndarray] | None = None,
+                 diagnostics: Mapping[str, np.ndarray] | None = None,
+                 groups: Mapping[str, Mapping[str, np.ndarray]] | None = None, path: str | None = None) -> None:
         self.attrs = dict(attrs or {})
         self.mesh = mesh
         self.time = np.asarray(time if time is not None else [], dtype=float)
         self.fields = dict(fields or {})
         self.diagnostics = dict(diagnostics or {})
-        self.groups = {g: {} for g in GROUPS}
+        self.groups: dict[str, dict[str, np.ndarray]] = {g: {} for g in GROUPS}
         for g, items in (groups or {}).items():
             self.groups.setdefault(g, {}).update(items)
         self.path = path
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> dict[str, np.ndarray]:
         if name in GROUPS:
             return self.groups[name]
         raise AttributeError(name)
 
     @property
-    def status(self):
+    def status(self) -> str:
         return self.attrs.get("status", "unknown")
 
-    def summary(self):
+    def summary(self) -> str:
         lines = [f"model {self.attrs.get('model')}  case {self.attrs.get('case_name')}  "
                  f"status {self.status}  pdenet {self.attrs.get('pdenet_version')}",
                  f"created {self.attrs.get('created')}"]
@@ -62,7 +69,7 @@ class Result:
         return "\n".join(lines)
 
 
-def _attr(v):
+def _attr(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode()
     if isinstance(v, np.ndarray) and v.dtype.kind in "SO":
@@ -72,7 +79,7 @@ def _attr(v):
     return v
 
 
-def open_result(path):
+def open_result(path: str | os.PathLike[str]) -> Result:
     """Read a pdenet HDF5 file into a :class:`Result` (all arrays loaded)."""
     try:
         fh = h5py.File(path, "r")
@@ -92,7 +99,7 @@ def open_result(path):
         time = fh["time"][()] if "time" in fh else []
         fields = {k: v[()] for k, v in fh["fields"].items()} if "fields" in fh else {}
         diags = {k: v[()] for k, v in fh["diagnostics"].items()} if "diagnostics" in fh else {}
-        groups = {}
+        groups: dict[str, dict[str, np.ndarray]] = {}
         for g in GROUPS:
             if g in fh:
                 groups[g] = {}

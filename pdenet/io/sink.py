@@ -12,77 +12,94 @@ The protocol (every method optional to override):
 ``set_attrs(attrs)``               root attributes
 ``finish(status, message)``        always called, also on error or Ctrl-C
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from .result import Result
 
+if TYPE_CHECKING:
+    from solvers.march import Frame
+
+    from ..mesh import Mesh
+
 
 class Sink:
-    def start(self, attrs, mesh):
+    """The sink protocol (see the module docstring); every method is a no-op here."""
+
+    def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
         pass
 
-    def save(self, t, fields, diagnostics):
+    def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         pass
 
-    def put_field(self, name, index, array, n_saved):
+    def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
         pass
 
-    def put_diagnostic(self, name, index, value, n_saved):
+    def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
         pass
 
-    def write(self, group, name, array, attrs=None):
+    def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
         pass
 
-    def set_attrs(self, attrs):
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         pass
 
-    def finish(self, status="complete", message=""):
+    def finish(self, status: str = "complete", message: str = "") -> None:
         pass
 
 
 class MemorySink(Sink):
     """Keeps everything in memory and builds a :class:`Result`."""
 
-    def __init__(self):
-        self.attrs, self.mesh = {}, None
-        self.times, self.fields, self.diagnostics = [], {}, {}
-        self.slotted, self.slotted_diag, self.groups = {}, {}, {}
+    def __init__(self) -> None:
+        self.attrs: dict[str, Any] = {}
+        self.mesh: Mesh | None = None
+        self.times: list[float] = []
+        self.fields: dict[str, list[np.ndarray]] = {}
+        self.diagnostics: dict[str, list[float]] = {}
+        self.slotted: dict[str, np.ndarray] = {}
+        self.slotted_diag: dict[str, np.ndarray] = {}
+        self.groups: dict[str, dict[str, np.ndarray]] = {}
 
-    def start(self, attrs, mesh):
+    def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
         self.attrs.update(attrs)
         self.mesh = mesh
 
-    def save(self, t, fields, diagnostics):
+    def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         self.times.append(float(t))
         for k, v in fields.items():
             self.fields.setdefault(k, []).append(np.array(v, copy=True))
         for k, v in diagnostics.items():
             self.diagnostics.setdefault(k, []).append(v)
 
-    def put_field(self, name, index, array, n_saved):
+    def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
         store = self.slotted.get(name)
         if store is None:
             store = self.slotted[name] = np.full((n_saved,) + np.shape(array), np.nan)
         store[index] = array
 
-    def put_diagnostic(self, name, index, value, n_saved):
+    def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
         store = self.slotted_diag.get(name)
         if store is None:
             store = self.slotted_diag[name] = np.full((n_saved,) + np.shape(value), np.nan)
         store[index] = value
 
-    def write(self, group, name, array, attrs=None):
+    def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
         self.groups.setdefault(group, {})[name] = np.asarray(array)
 
-    def set_attrs(self, attrs):
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         self.attrs.update(attrs)
 
-    def finish(self, status="complete", message=""):
+    def finish(self, status: str = "complete", message: str = "") -> None:
         self.attrs["status"] = status
         if message:
             self.attrs["message"] = message
 
-    def result(self, path=None):
+    def result(self, path: str | None = None) -> Result:
         fields = {k: np.stack(v) for k, v in self.fields.items()}
         fields.update(self.slotted)
         diags = {k: np.asarray(v) for k, v in self.diagnostics.items()}
@@ -93,14 +110,14 @@ class MemorySink(Sink):
 class FanOut(Sink):
     """Forwards every call to several sinks."""
 
-    def __init__(self, *sinks):
+    def __init__(self, *sinks: Sink | None) -> None:
         self.sinks = [s for s in sinks if s is not None]
 
-    def __getattribute__(self, name):
+    def __getattribute__(self, name: str) -> Any:
         if name in ("start", "save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
             sinks = object.__getattribute__(self, "sinks")
 
-            def call(*args, **kwargs):
+            def call(*args: Any, **kwargs: Any) -> None:
                 for s in sinks:
                     getattr(s, name)(*args, **kwargs)
             return call
@@ -112,14 +129,15 @@ class SinkWriter:
     sink: ``sink.save`` for the main march; with ``put`` (a second march over the same save
     times, e.g. a comparison solve) each field goes to its slot by ``put_field``."""
 
-    def __init__(self, sink, put=False, n_saved=None):
+    def __init__(self, sink: Sink, put: bool = False, n_saved: int | None = None) -> None:
         self.sink, self.put, self.n_saved = sink, put, n_saved
 
-    def __call__(self, frame):
+    def __call__(self, frame: Frame) -> None:
         if self.put:
+            n_saved = cast(int, self.n_saved)   # given with put=True
             for name, arr in frame.fields.items():
-                self.sink.put_field(name, frame.index, arr, self.n_saved)
+                self.sink.put_field(name, frame.index, arr, n_saved)
             for name, value in frame.diagnostics.items():
-                self.sink.put_diagnostic(name, frame.index, value, self.n_saved)
+                self.sink.put_diagnostic(name, frame.index, value, n_saved)
         else:
             self.sink.save(frame.t, frame.fields, frame.diagnostics)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import CaseError
+
+if TYPE_CHECKING:
+    from .base import Model
 
 #: model name -> "module:Class"
 REGISTRY: dict[str, str] = {
@@ -33,7 +37,7 @@ PLOTTERS: dict[str, str] = {
 }
 
 
-def _resolve(spec: str):
+def _resolve(spec: str) -> Any:
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -42,7 +46,7 @@ def model_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_model(name):
+def get_model(name: str) -> type[Model]:
     """The model class registered as ``name`` (imports its package on first use)."""
     if name not in REGISTRY:
         near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
@@ -52,12 +56,12 @@ def get_model(name):
     return _resolve(REGISTRY[name])
 
 
-def all_models():
+def all_models() -> dict[str, type[Model]]:
     """name -> class for every registered model (imports them all: for docs and tests)."""
     return {name: get_model(name) for name in model_names()}
 
 
-def get_plotter(name):
+def get_plotter(name: str) -> Callable[..., Any] | None:
     """The figure function of model ``name`` or None (imports matplotlib)."""
     spec = PLOTTERS.get(name)
     return _resolve(spec) if spec is not None else None

@@ -14,25 +14,56 @@ A model class
 
 Register a model class with :func:`pdenet.models.register`.
 """
-import numpy as np
+from __future__ import annotations
 
-from ..expr import coordinate_env, coordinate_names
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import CaseError
 from ..mesh import Mesh
+
+if TYPE_CHECKING:
+    from solvers.march import SaveSchedule
+
+    from ..io.sink import Sink
+
+
+class CaseLike(Protocol):
+    """What :class:`Model` reads of its case. :class:`pdenet.case.Case` is one; the protocol keeps
+    ``pdenet.models`` from importing ``pdenet.case`` (which imports the registry here)."""
+
+    source: str | None
+
+    def __getitem__(self, dotted: str) -> Any: ...
+
+    def get(self, dotted: str, default: Any = None) -> Any: ...
+
+    def error(self, reason: str, key: str | None = None) -> CaseError: ...
+
+    def expression(self, key: str, variables: Sequence[str], text: str | None = None) -> Any: ...
+
+
+#: ``progress(k)``: k more units of :meth:`Model.work_units` done
+Progress = Callable[[int], Any]
 
 
 class Model:
-    name = None
-    schema: dict = {}
+    name: ClassVar[str | None] = None
+    schema: ClassVar[Mapping[str, Any]] = {}
     #: fields this model can save (names under /fields)
-    fields = ()
+    fields: ClassVar[Sequence[str]] = ()
+    #: the prefix of the coordinate names of expressions (``x1``, ``x2``, ...)
+    coordinate_prefix: ClassVar[str] = "x"
     #: keys of the common tables (pdenet.case.COMMON_SCHEMA) this model never reads: a dotted key
     #: ("time.stepper") or a whole table ("solver"). A case that sets one explicitly is rejected
     #: ("is not used by model ...") when it is loaded. Default: every common key is used.
-    unused_keys: tuple[str, ...] = ()
+    unused_keys: ClassVar[tuple[str, ...]] = ()
     #: values of an [exact] entry that name a solution the model computes itself (not expressions)
-    named_exact: tuple[str, ...] = ()
+    named_exact: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, case, comm=None):
+    def __init__(self, case: CaseLike, comm: Any = None) -> None:
         """The validation phase begins here: a subclass calls this first, then builds (and so
         checks) everything its ``run`` uses, so that a case ``run`` would reject is rejected
         before any output file exists. This part checks the memory the case needs against the
@@ -46,17 +77,15 @@ class Model:
         self.check_exact()
 
     @classmethod
-    def validate(cls, data):
+    def validate(cls, data: dict[str, Any]) -> dict[str, Any]:
         return data
 
     @staticmethod
-    def build_mesh(case):
+    def build_mesh(case: CaseLike) -> Mesh:
         m = case["mesh"]
         try:
             return Mesh(m["lower"], m["upper"], m["cells"], m["boundary"])
         except Exception as exc:  # CaseError from Mesh carries the key
-            from ..errors import CaseError
-
             if isinstance(exc, CaseError):
                 raise exc.at(source=case.source) from None
             raise
@@ -100,6 +129,8 @@ class Model:
     def check_exact(self) -> None:
         """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
         known): an expression that is malformed or not finite there is rejected now."""
+        from ..expr import coordinate_env, coordinate_names
+
         exact = self.case.get("exact") or {}
         t_end = self.case.get("time.t_end")
         times = (0.0,) if t_end is None else (0.0, t_end)
@@ -112,11 +143,11 @@ class Model:
             for t in times:
                 expr(shape=self.mesh.shape, t=np.float64(t), **env)
 
-    def work_units(self):
+    def work_units(self) -> int | None:
         """Total units of work reported through ``progress`` (for the bar)."""
         return None
 
-    def saved_fields(self):
+    def saved_fields(self) -> tuple[str, ...]:
         wanted = self.case.get("output.fields")
         if wanted is None:
             return tuple(self.fields)
@@ -126,24 +157,25 @@ class Model:
                                   f"{', '.join(self.fields)}", key="output.fields")
         return tuple(wanted)
 
-    def run(self, sink, progress=lambda k: None):  # pragma: no cover - interface
+    def run(self, sink: Sink, progress: Progress = lambda k: None) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def exact_fields(self, t):
+    def exact_fields(self, t: float) -> dict[str, Any]:
         """Evaluate the case's ``[exact]`` expressions at time ``t`` on the mesh (dict)."""
+        from ..expr import coordinate_env, coordinate_names
+
         exact = self.case.get("exact") or {}
         names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
         env = coordinate_env(self.coordinate_prefix, self.mesh.centres())
-        out = {}
+        out: dict[str, Any] = {}
         for field, _ in exact.items():
             expr = self.case.expression(f"exact.{field}", names)
             out[field] = expr(shape=self.mesh.shape, t=np.float64(t), **env)
         return out
 
-    coordinate_prefix = "x"
 
     # -- the save schedule: one pair of [time] keys with one meaning for every model -------------
-    def save_schedule(self, t_end, steps=None, default_outputs=4):
+    def save_schedule(self, t_end: float, steps: int | None = None, default_outputs: int = 4) -> SaveSchedule:
         """The :class:`solvers.march.SaveSchedule` of this case: ``time.outputs`` equally spaced
         saves, or (fixed-step models, ``steps`` given) ``time.save_every`` steps; defaults: every
         step with a fixed step, ``default_outputs`` saves otherwise. Errors name the key."""
@@ -166,7 +198,8 @@ class Model:
             raise self.case.error(str(exc), key="time.outputs") from None
 
     # -- errors against [exact]: one naming scheme for every model ----------------------------------
-    def exact_errors(self, field, t, value, exact=None):
+    def exact_errors(self, field: str, t: float, value: npt.ArrayLike,
+                     exact: npt.ArrayLike | None = None) -> dict[str, float]:
         """Diagnostics ``error_<field>_l2`` (sqrt of the mesh integral of the squared error; with a
         leading sample axis, the root mean over samples) and ``error_<field>_max`` of ``value``
         against the case's exact solution at time ``t`` (``exact``: that solution, if already
@@ -174,7 +207,7 @@ class Model:
         return error_norms(self.mesh, field, value, self.exact_fields(t)[field] if exact is None else exact)
 
 
-def error_norms(mesh, field, value, exact):
+def error_norms(mesh: Mesh, field: str, value: npt.ArrayLike, exact: npt.ArrayLike) -> dict[str, float]:
     """``{error_<field>_l2, error_<field>_max}`` of ``value - exact`` on ``mesh`` (see
     :meth:`Model.exact_errors`)."""
     e = np.asarray(value, dtype=float) - exact
