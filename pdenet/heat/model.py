@@ -92,7 +92,8 @@ class HeatModel(Model):
             return self._exprs[key](shape=self.mesh.shape, t=np.float64(t), kappa=np.float64(self.kappa),
                                     **self._env)
         except ExpressionError as exc:
-            raise self.case.error(str(exc).removeprefix(f"{key}: "), key=key) from None
+            # the message may already say where ("<file>: <key>: why"): keep the why
+            raise self.case.error(str(exc).split(f"{key}: ", 1)[-1], key=key) from None
 
     def _check_memory(self) -> None:
         """About 100 bytes per cell (state, matrix, LU factor), against the machine's memory."""

@@ -14,21 +14,21 @@ Boundaries, per side of each dimension (cell-centred, second order):
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from ..mesh import Mesh
+from ..mesh import Boundary, Mesh
 
 STEPPERS = ("euler", "beuler", "cn")
 BOUNDARIES = ("periodic", "dirichlet", "neumann", "noflux", "none")
 
 
-def _second_difference(n: int, h: float, low, high, kappa: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """1-D: the matrix D (u_xx ~ D u + b) and the boundary terms at the first and last cell
-    (b_low, b_high) as separate scalars in arrays of length n."""
+def _second_difference(n: int, h: float, low: Boundary, high: Boundary,
+                       kappa: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    """1-D: (D, b) with u_xx ~ D u + b on n cells of width h; b holds the boundary terms."""
     main = np.full(n, -2.0)
     off = np.ones(n - 1)
     D = sp.diags([off, main, off], [-1, 0, 1], shape=(n, n), format="lil")
@@ -92,7 +92,7 @@ class HeatStepper:
             raise ValueError(f"unknown stepper {name!r}; one of {', '.join(STEPPERS)}")
         self.name, self.dt, self.source = name, float(dt), source
         self.KA, self.Kb = (kappa * A).tocsr(), kappa * b
-        self.lu = None
+        self.lu: Any = None
         if name != "euler":
             c = 1.0 if name == "beuler" else 0.5
             eye = sp.identity(A.shape[0], format="csc")
