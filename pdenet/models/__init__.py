@@ -24,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "hamilton-jacobi": "pdenet.hj.model:HamiltonJacobiModel",
     "hjb": "pdenet.hjb.model:HJBModel",
     "mean-field": "pdenet.meanfield.model:MeanFieldModel",
+    "heat": "pdenet.heat.model:HeatModel",
 }
 
 #: model name -> "module:function" drawing that model's own figure (``pdenet plot``)
