@@ -14,7 +14,7 @@ The protocol (every method optional to override):
 """
 import numpy as np
 
-from .result import Result
+from .result import Result, split_group
 
 
 class Sink:
@@ -46,7 +46,7 @@ class MemorySink(Sink):
     def __init__(self):
         self.attrs, self.mesh = {}, None
         self.times, self.fields, self.diagnostics = [], {}, {}
-        self.slotted, self.slotted_diag, self.groups = {}, {}, {}
+        self.slotted, self.slotted_diag, self.groups, self.group_attrs = {}, {}, {}, {}
 
     def start(self, attrs, mesh):
         self.attrs.update(attrs)
@@ -72,7 +72,11 @@ class MemorySink(Sink):
         store[index] = value
 
     def write(self, group, name, array, attrs=None):
-        self.groups.setdefault(group, {})[name] = np.asarray(array)
+        top, path = split_group(group, name)
+        self.groups.setdefault(top, {})[path] = np.asarray(array)
+        self.group_attrs.pop(f"{top}/{path}", None)     # a rewritten array has only its new attributes
+        if attrs:
+            self.group_attrs[f"{top}/{path}"] = dict(attrs)
 
     def set_attrs(self, attrs):
         self.attrs.update(attrs)
@@ -87,7 +91,8 @@ class MemorySink(Sink):
         fields.update(self.slotted)
         diags = {k: np.asarray(v) for k, v in self.diagnostics.items()}
         diags.update(self.slotted_diag)
-        return Result(self.attrs, self.mesh, self.times, fields, diags, self.groups, path=path)
+        return Result(self.attrs, self.mesh, self.times, fields, diags, self.groups, path=path,
+                      group_attrs=self.group_attrs)
 
 
 class FanOut(Sink):
