@@ -4,17 +4,13 @@ One module per suite, imported only when its suite runs (:data:`SUITES`); every 
 one worker process per contender through :mod:`pdenet.bench.common` (pinned threads, timing in
 rounds, peak RSS, one JSON line back):
 
-=================  ===========================  ============================================
-suite              module                       what
-=================  ===========================  ============================================
-network            :mod:`.network`              forward + gradient of the dense network vs
-                                                PyTorch and the bare GEMMs
-training           :mod:`.training`             Adam on the digits network vs PyTorch
-fokker-planck      :mod:`.grids`                2-D Fokker-Planck vs py-pde, bandwidth bound
-hamilton-jacobi    :mod:`.grids`                2-D viscous HJ vs py-pde, bandwidth bound
-petsc              :mod:`.petsc` (+ :mod:`.rows`)  GAMG steady state, DMDA steps, data- and
-                                                row-parallel network on 1 and 2 ranks
-=================  ===========================  ============================================
+* ``network`` (:mod:`.network`): forward + gradient of the dense network against PyTorch and
+  the bare GEMMs;
+* ``training`` (:mod:`.training`): Adam on the digits network against PyTorch;
+* ``fokker-planck``, ``hamilton-jacobi`` (:mod:`.grids`): the 2-D grid solvers against py-pde
+  and a memory-bandwidth bound;
+* ``petsc`` (:mod:`.petsc`, with :mod:`.rows`): the GAMG steady state, DMDA explicit steps, the
+  data-parallel and the row-distributed network on 1 and 2 ranks.
 
 ``python -m pdenet.bench.rows [N S L K repeat]`` runs the row-distributed part alone.
 """

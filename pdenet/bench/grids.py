@@ -23,6 +23,9 @@ import numpy as np
 
 from .common import NO_PYPDE, emit, peak_mb, rss_mb, spawn, time_rounds, worker_entry
 
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
 
 # ---------------------------------------------------------------------------
 # ``pdenet bench fokker-planck``
@@ -119,7 +122,7 @@ def fp_worker(kind: str, size: str, repeat: int | str) -> None:
 
 
 def _fp_spawn(kind, size, repeat, outdir):
-    r = spawn(__name__, ("fokker-planck", kind, size, repeat), threads=1, env={"PDENET_BENCH_OUT": outdir},
+    r = spawn(MODULE, ("fokker-planck", kind, size, repeat), threads=1, env={"PDENET_BENCH_OUT": outdir},
               kind=kind)
     if NO_PYPDE in r.get("error", ""):
         return {"kind": kind, "skipped": "py-pde not installed"}
@@ -242,7 +245,7 @@ def hj_worker(kind: str, size: str, repeat: int | str) -> None:
 
 
 def _spawn_hj(kind, size, repeat, threads):
-    r = spawn(__name__, ("hamilton-jacobi", kind, size, repeat), threads=threads, kind=kind)
+    r = spawn(MODULE, ("hamilton-jacobi", kind, size, repeat), threads=threads, kind=kind)
     if NO_PYPDE in r.get("error", ""):
         return {"kind": kind, "error": "skipped (py-pde not installed: pip install .[bench])"}
     return r

@@ -22,6 +22,9 @@ import numpy as np
 
 from .common import emit, peak_mb, rss_mb, spawn, time_rounds, worker_entry
 
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
 SIZES = {"full": dict(side=32, samples=256, steps=16), "quick": dict(side=8, samples=32, steps=4)}
 
 
@@ -95,7 +98,7 @@ def run_network(size: str = "full", repeat: int = 5, threads: int | None = None,
     side, samples, steps = (SIZES[size][k] for k in ("side", "samples", "steps"))
     N = side * side
     flops = 3 * steps * 2.0 * samples * N * N
-    res = {k: spawn(__name__, ("network", k, size, repeat, threads), threads=threads, kind=k)
+    res = {k: spawn(MODULE, ("network", k, size, repeat, threads), threads=threads, kind=k)
            for k in ("pdenet", "torch", "gemm")}
     print(f"bench network: dense explicit Euler, N = {N} ({side}x{side}), S = {samples}, L = {steps}, relu, "
           f"float64, {threads} thread(s), median of {repeat}", file=out)

@@ -26,6 +26,9 @@ import numpy as np
 
 from .common import emit, spawn, time_rounds, worker_entry
 
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
 SIZES = {"full": 1024, "quick": 128}
 
 
@@ -131,7 +134,7 @@ def _spawn(kind, size, repeat, ranks=1):
         args = ("training", size, repeat)
     else:
         args = ("explicit" if kind.startswith("explicit") else "steady", kind, size, repeat)
-    return spawn(__name__, args, nprocs=ranks, kind=kind)
+    return spawn(MODULE, args, nprocs=ranks, kind=kind)
 
 
 def run_petsc(size: str = "full", repeat: int = 1, threads: int | None = None,

@@ -23,6 +23,9 @@ import numpy as np
 
 from .common import emit, peak_mb, spawn, time_rounds, worker_entry
 
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
 
 def worker(N: int | str, S: int | str, L: int | str, K: int | str, repeat: int | str) -> None:
     """One rank count (this process's MPI world); rank 0 prints one JSON line."""
@@ -61,7 +64,7 @@ def worker(N: int | str, S: int | str, L: int | str, K: int | str, repeat: int |
 
 
 def _spawn(ranks, N, S, L, K, repeat):
-    return spawn(__name__, ("rows", N, S, L, K, repeat), nprocs=ranks, ranks=ranks)
+    return spawn(MODULE, ("rows", N, S, L, K, repeat), nprocs=ranks, ranks=ranks)
 
 
 def run_rows(out: TextIO = sys.stdout, N: int = 4096, S: int = 64, L: int = 8, K: int = 1, repeat: int = 5,

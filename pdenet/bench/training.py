@@ -26,6 +26,9 @@ import numpy as np
 
 from .common import emit, spawn, time_rounds, worker_entry
 
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
 SIZES = {"full": dict(iterations=20, limit=0), "quick": dict(iterations=3, limit=200)}
 LR = 0.05
 
@@ -100,7 +103,7 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 def run_training(size: str = "full", repeat: int = 5, threads: int | None = None,
                  out: TextIO = sys.stdout) -> dict[str, Any]:
     threads = threads or os.cpu_count()
-    res = {k: spawn(__name__, ("training", k, size, repeat, threads), threads=threads, kind=k)
+    res = {k: spawn(MODULE, ("training", k, size, repeat, threads), threads=threads, kind=k)
            for k in ("pdenet", "torch")}
     print(f"bench training: digits network (N = 64, L = 4, dense, tanh, softmax), Adam, full batch, float64, "
           f"{threads} thread(s), median of {repeat} blocks of {SIZES[size]['iterations']} iterations", file=out)
