@@ -54,7 +54,7 @@ def fp_worker(kind: str, size: str, repeat: int | str) -> None:
     side, steps, isteps, t_imp = (FP_SIZES[size][k] for k in ("side", "steps", "implicit_steps", "implicit_t"))
     mesh, op, rho0, dt = _fp_problem(side)
     t_end = steps * dt
-    info = {}
+    info: dict[str, Any] = {}
     if kind.endswith("implicit"):
         t_end = t_imp
     if kind == "pdenet-explicit":
@@ -253,7 +253,7 @@ def _spawn_hj(kind, size, repeat, threads):
 
 def run_hamilton_jacobi(size: str = "full", repeat: int = 5, threads: int | None = None,
                         out: TextIO = sys.stdout) -> dict[str, Any]:
-    threads = threads or os.cpu_count()
+    threads = threads or os.cpu_count() or 1
     side, steps = HJ_SIZES[size]["side"], HJ_SIZES[size]["steps"]
     N = side * side
     kinds = ("pdenet", "pdenet-1st", "py-pde", "bandwidth")

@@ -94,7 +94,7 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 
 def run_network(size: str = "full", repeat: int = 5, threads: int | None = None,
                 out: TextIO = sys.stdout) -> dict[str, Any]:
-    threads = threads or os.cpu_count()
+    threads = threads or os.cpu_count() or 1
     side, samples, steps = (SIZES[size][k] for k in ("side", "samples", "steps"))
     N = side * side
     flops = 3 * steps * 2.0 * samples * N * N

@@ -50,7 +50,7 @@ def worker(kind: str, size: str, repeat: int | str) -> None:
     w = np.full(mesh.size, mesh.cell_volume)
     gibbs = op.gibbs().ravel()
     rank = 0
-    info = {"kind": kind}
+    info: dict[str, Any] = {"kind": kind}
     if kind == "scipy-lu":
         from solvers.linear import steady_state
 
@@ -176,7 +176,8 @@ def run_petsc(size: str = "full", repeat: int = 1, threads: int | None = None,
     res.update(run_training_petsc(size, repeat, out))
     from .rows import run_rows
 
-    res["rows"] = run_rows(out, **(dict(N=512, S=16, L=4, repeat=2) if size == "quick" else {}))
+    small: dict[str, Any] = dict(N=512, S=16, L=4, repeat=2) if size == "quick" else {}
+    res["rows"] = run_rows(out, **small)
     return res
 
 
@@ -231,7 +232,7 @@ def explicit_worker(kind: str, size: str, repeat: int | str) -> None:
     cfg = EXPLICIT[size]
     side, steps = cfg["side"], cfg["steps"]
     mesh, op, dt, rho0 = _explicit_problem(side)
-    info = {"kind": kind, "side": side, "steps": steps, "ranks": 1}
+    info: dict[str, Any] = {"kind": kind, "side": side, "steps": steps, "ranks": 1}
     barrier = lambda: None  # noqa: E731
     if kind == "explicit-builtin":
         op.explicit_steps(rho0, dt, 1)                      # compile / load the kernel

@@ -98,4 +98,5 @@ def run_rows(out: TextIO = sys.stdout, N: int = 4096, S: int = 64, L: int = 8, K
 
 if __name__ == "__main__":
     if not worker_entry({"rows": worker}):
-        run_rows(**dict(zip(("N", "S", "L", "K", "repeat"), map(int, sys.argv[1:]))))
+        sizes: dict[str, Any] = dict(zip(("N", "S", "L", "K", "repeat"), map(int, sys.argv[1:])))
+        run_rows(**sizes)

@@ -102,7 +102,7 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 
 def run_training(size: str = "full", repeat: int = 5, threads: int | None = None,
                  out: TextIO = sys.stdout) -> dict[str, Any]:
-    threads = threads or os.cpu_count()
+    threads = threads or os.cpu_count() or 1
     res = {k: spawn(MODULE, ("training", k, size, repeat, threads), threads=threads, kind=k)
            for k in ("pdenet", "torch")}
     print(f"bench training: digits network (N = 64, L = 4, dense, tanh, softmax), Adam, full batch, float64, "
