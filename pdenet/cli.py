@@ -72,7 +72,9 @@ def build_parser():
     _add_set(p)
 
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
-    p.add_argument("suite", nargs="?", default="network", choices=["network", "training", "fokker-planck", "hamilton-jacobi", "petsc"])
+    from .bench import SUITES
+
+    p.add_argument("suite", nargs="?", default="network", choices=list(SUITES))
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
     p.add_argument("--threads", type=int, default=None, help="threads for BLAS and PyTorch (default: all cores)")
     p.add_argument("--repeat", type=int, default=5)

@@ -163,3 +163,17 @@ def test_sigint_from_outside(tmp_path):
     assert "interrupted" in err and "Traceback" not in err
     r = pdenet.open(out)
     assert r.status == "interrupted" and len(r.time) >= 1
+
+
+def test_python_dash_m_pdenet_is_the_cli():
+    """``python -m pdenet`` runs the same command line as the ``pdenet`` script (pdenet/__main__.py)."""
+    import subprocess
+    import sys
+
+    codes = {}
+    for args in (("validate", case_path("fp_ou_1d.toml")), ("--version",), ("no-such-command",)):
+        got = subprocess.run([sys.executable, "-m", "pdenet", *args], capture_output=True, text=True, timeout=600)
+        ref = run_cli(*args)
+        assert (got.returncode, got.stdout) == (ref.returncode, ref.stdout), (args, got.stderr)
+        codes[args[0]] = got.returncode
+    assert codes["validate"] == 0 and codes["--version"] == 0 and codes["no-such-command"] == 2

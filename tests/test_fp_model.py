@@ -15,6 +15,7 @@ from pdenet.errors import CaseError
 from pdenet.fokkerplanck.diagnostics import exact_mfpt_1d, kramers_1d
 
 from conftest import case_path, run_cli
+import reference
 
 
 def run(name, *overrides):
@@ -60,12 +61,14 @@ def test_ou_time_orders(stepper, order):
 def test_ou_diagnostics_match_exact_moments():
     r = run("fp_ou_2d.toml")
     t = r.time
-    v1 = 0.16 * np.exp(-2 * t) + 0.5 * (1 - np.exp(-2 * t))
-    v2 = 0.16 * np.exp(-4 * t) + 0.25 * (1 - np.exp(-4 * t))
-    assert np.allclose(r.diagnostics["mean_1"], 1.5 * np.exp(-t), atol=5e-3)
-    assert np.allclose(r.diagnostics["mean_2"], -np.exp(-2 * t), atol=5e-3)
-    assert np.allclose(r.diagnostics["cov_11"], v1, atol=5e-3)
-    assert np.allclose(r.diagnostics["cov_22"], v2, atol=5e-3)
+    ou = reference.ref("fokker_planck", "ou_2d_stationary_variance")
+    (k1, k2), (m1, m2), v0, tol = ou["k"], ou["initial_mean"], ou["initial_variance"], ou.tolerance
+    v1 = v0 * np.exp(-2 * k1 * t) + ou.value[0] * (1 - np.exp(-2 * k1 * t))
+    v2 = v0 * np.exp(-2 * k2 * t) + ou.value[1] * (1 - np.exp(-2 * k2 * t))
+    assert np.allclose(r.diagnostics["mean_1"], m1 * np.exp(-k1 * t), atol=tol)
+    assert np.allclose(r.diagnostics["mean_2"], m2 * np.exp(-k2 * t), atol=tol)
+    assert np.allclose(r.diagnostics["cov_11"], v1, atol=tol)
+    assert np.allclose(r.diagnostics["cov_22"], v2, atol=tol)
     assert np.abs(r.diagnostics["mass"] - 1).max() < 1e-12
 
 
@@ -112,6 +115,9 @@ def test_mfpt_pde_vs_exact_integral(eps):
     exact = exact_mfpt_1d(_f, eps, -1.0, 1.0, -2.5)
     assert r.attrs["mfpt_at_point"] == pytest.approx(exact, rel=0.01)
     assert r.attrs["kramers_time"] == pytest.approx(kramers_1d(_f, -1.0, 0.0, eps), rel=1e-9)
+    # ... which is the Eyring-Kramers closed form sqrt(2) pi exp(1 / (4 eps)) of this double well
+    kr = reference.ref("fokker_planck", "kramers_double_well")
+    assert r.attrs["kramers_time"] == pytest.approx(kr.value[kr["epsilon"].index(eps)], rel=kr.tolerance)
     # Kramers is the eps -> 0 asymptote: within 20 % here, closer for the smaller eps
     assert abs(r.attrs["kramers_time"] / exact - 1) < 0.2
 

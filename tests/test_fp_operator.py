@@ -152,7 +152,7 @@ def test_solve_backward_matches_dense(rng):
 def test_bench_workers_report_time_and_conserve_mass(capsys, tmp_path, monkeypatch):
     import json
 
-    from pdenet.bench import fp_worker
+    from pdenet.bench.grids import fp_worker
 
     monkeypatch.setenv("PDENET_BENCH_OUT", str(tmp_path))
     for kind in ("pdenet-explicit", "pdenet-implicit", "stream"):

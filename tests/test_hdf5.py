@@ -48,3 +48,49 @@ def test_field_selection(tmp_path):
     import pytest
     with pytest.raises(pdenet.CaseError, match="unknown field 'q'"):
         pdenet.run(case_path("network_depth.toml"), write=False, overrides=['output.fields=["q"]'])
+
+
+def test_open_reads_every_group_a_sink_wrote(tmp_path):
+    """A group outside the usual ones (any name, nested, with attributes) survives the round trip:
+    the in-memory Result and the reopened one hold the same groups, arrays and attributes."""
+    from pdenet.io import FanOut, H5Sink, MemorySink
+    from pdenet.mesh import Mesh
+
+    path = tmp_path / "odd.h5"
+    memory, h5 = MemorySink(), H5Sink(path)
+    sink = FanOut(memory, h5)
+    sink.start({"pdenet_version": pdenet.__version__, "model": "none"}, Mesh([0.0], [1.0], [4]))
+    sink.save(0.0, {"u": np.arange(4.0)}, {"mass": 1.0})
+    deep = np.arange(6.0).reshape(2, 3)
+    sink.write("odd-name.v2/deep", "arr", deep, {"meaning": "a nested array", "n": 3})
+    sink.write("odd-name.v2", "s", 2.5)
+    sink.write("analysis", "x", np.ones(2), {"meaning": "first"})
+    sink.write("analysis", "x", np.zeros(2))          # rewritten: the old attributes go
+    sink.finish()
+    mem, back = memory.result(str(path)), pdenet.open(path)
+    assert set(back.groups) == set(mem.groups) and "odd-name.v2" in back.groups
+    for g in mem.groups:
+        assert set(back.groups[g]) == set(mem.groups[g]), g
+        for name, arr in mem.groups[g].items():
+            np.testing.assert_array_equal(back.groups[g][name], arr)
+    np.testing.assert_array_equal(back.groups["odd-name.v2"]["deep/arr"], deep)
+    assert back.groups["odd-name.v2"]["s"] == 2.5
+    assert back.group_attrs == mem.group_attrs == {"odd-name.v2/deep/arr": {"meaning": "a nested array", "n": 3}}
+    np.testing.assert_array_equal(back.analysis["x"], [0, 0])
+    assert "/odd-name.v2/deep/arr" in back.summary()
+
+
+def test_shipped_cases_reopen_with_the_same_groups(tmp_path):
+    """For shipped cases, ``pdenet.open`` of the file gives the groups (names, arrays, attributes)
+    of the in-memory result that ``pdenet.run`` returned."""
+    runs = {"network_depth.toml": ["time.steps=8"], "meanfield_maps.toml": [],
+            "hj_quadratic_1d.toml": []}
+    for name, overrides in runs.items():
+        out = tmp_path / name.replace(".toml", ".h5")
+        mem = pdenet.run(case_path(name), output=str(out), overrides=overrides)
+        back = pdenet.open(out)
+        assert set(back.groups) == set(mem.groups), name
+        for g in mem.groups:
+            assert set(back.groups[g]) == set(mem.groups[g]), (name, g)
+        assert set(back.group_attrs) == set(mem.group_attrs), name
+        assert any(mem.groups[g] for g in mem.groups), name

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
+import reference
+
 from pdenet.meanfield.lr_control import (
     QuadraticSGD,
     compare_schedules,
@@ -31,7 +33,9 @@ def _terminal_moment(schedule, p=P):
 
 def test_closed_form_switching_time_and_moment():
     ts = switching_time(P)
-    assert ts == pytest.approx(0.5 * math.log(2 * 1.0 * 1.0 / 0.1 - 1.0))  # = log(19)/2
+    t_star = reference.ref("training", "lr_control_switching_time")
+    assert (P.a, P.eta, P.Sigma, P.m0) == (t_star["a"], t_star["eta"], t_star["Sigma"], t_star["m0"])
+    assert ts == pytest.approx(t_star.value, rel=t_star.tolerance)  # = log(19)/2
     # at t* the full-rate moment reaches the switching value eta Sigma / a, where u* = 1 just
     assert optimal_moment(ts, P) == pytest.approx(P.kappa / P.a, rel=1e-12)
     assert optimal_feedback(optimal_moment(ts, P), P) == pytest.approx(1.0)

@@ -32,6 +32,7 @@ from pdenet.meanfield.maps import (
     moment_phi2,
     moment_phiphi,
 )
+import reference
 
 SB2 = 0.05  # the sigma_b^2 of the review's Fig. 1b
 
@@ -130,7 +131,9 @@ def test_tanh_critical_line_matches_adaptive_quadrature():
     ref = _tanh_critical_reference(SB2)
     assert abs(ours - ref) < 1e-6
     # the review's Fig. 1b: trainability peaks near sigma_w^2 = 1.75 at sigma_b^2 = 0.05
-    assert 1.74 < ours < 1.78
+    fig = reference.ref("meanfield", "tanh_critical_sw2_fig1b")
+    assert fig["sigma_b2"] == SB2
+    assert abs(ours - fig.value) < fig.tolerance
     # and it is a root: chi_1 = 1 there
     assert abs(chi_1(ours, SB2, "tanh") - 1.0) < 1e-12
 
@@ -138,18 +141,20 @@ def test_tanh_critical_line_matches_adaptive_quadrature():
 def test_relu_chi1_and_critical_point():
     for sw2, sb2 in [(0.5, 0.0), (1.3, 0.1), (1.9, 0.7), (2.6, 0.2)]:
         assert abs(chi_1(sw2, sb2, "relu") - sw2 / 2) < 1e-14
-    assert abs(critical_sw2(0.0, "relu") - 2.0) < 1e-8
-    assert abs(critical_sw2(0.3, "relu") - 2.0) < 1e-8
-    assert abs(critical_sw2(0.0, "leaky_relu") - 2.0 / 1.01) < 1e-8
+    relu = reference.ref("meanfield", "relu_critical_sw2")
+    leaky = reference.ref("meanfield", "leaky_relu_critical_sw2")
+    assert abs(critical_sw2(0.0, "relu") - relu.value) < relu.tolerance
+    assert abs(critical_sw2(0.3, "relu") - relu.value) < relu.tolerance
+    assert abs(critical_sw2(0.0, "leaky_relu") - leaky.value) < leaky.tolerance
     # the length map of relu: q* = sigma_b^2 / (1 - sigma_w^2/2), unbounded beyond sigma_w^2 = 2
     assert abs(fixed_point_q(1.5, 0.2, "relu") - 0.2 / (1 - 0.75)) < 1e-12
     assert fixed_point_q(2.5, 0.2, "relu") == math.inf
 
 
 def test_erf_and_tanh_critical_point_at_zero_bias():
-    assert abs(critical_sw2(0.0, "erf") - math.pi / 4) < 1e-8
-    assert abs(critical_sw2(0.0, "tanh") - 1.0) < 1e-8
-    assert abs(critical_sw2(0.0, "arctan") - 1.0) < 1e-8
+    for name in ("erf", "tanh", "arctan"):
+        crit = reference.ref("meanfield", f"{name}_critical_sw2_zero_bias")
+        assert abs(critical_sw2(0.0, name) - crit.value) < crit.tolerance, name
     # trivial fixed point below, non-trivial above
     assert fixed_point_q(0.7, 0.0, "erf") == 0.0
     assert fixed_point_q(0.9, 0.0, "erf") > 0.0
@@ -216,7 +221,8 @@ def test_xi_q_is_the_decay_length_of_the_iterated_length_map(name, sw2):
 
 
 def test_trainable_depth_is_six_xi_c():
-    assert trainable_depth(1.5, SB2, "tanh") == pytest.approx(6 * xi_c(1.5, SB2, "tanh"), rel=1e-14)
+    factor = reference.value("meanfield", "trainable_depth_factor")
+    assert trainable_depth(1.5, SB2, "tanh") == pytest.approx(factor * xi_c(1.5, SB2, "tanh"), rel=1e-14)
     assert depth_scale(1.0) == math.inf and depth_scale(0.5) == pytest.approx(1 / math.log(2))
 
 

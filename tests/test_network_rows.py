@@ -159,10 +159,10 @@ def test_two_ranks_match_builtin(tmp_path, name, overrides):
 @needs_mpi
 @pytest.mark.petsc
 def test_bench_rows_runs_and_agrees():
-    """The benchmark's workers (pdenet/bench_rows.py), tiny: 1 and 2 ranks give the same loss."""
+    """The benchmark's workers (pdenet/bench/rows.py), tiny: 1 and 2 ranks give the same loss."""
     import io
 
-    from pdenet.bench_rows import run_rows
+    from pdenet.bench.rows import run_rows
 
     buf = io.StringIO()
     res = run_rows(buf, N=65, S=4, L=2, K=2, repeat=1)

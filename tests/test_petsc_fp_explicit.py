@@ -100,7 +100,7 @@ def test_two_ranks_match_builtin(tmp_path):
 @needs_petsc
 @pytest.mark.petsc
 def test_bench_explicit_quick():
-    from pdenet.bench_petsc import run_explicit
+    from pdenet.bench.petsc import run_explicit
 
     import io
     buf = io.StringIO()

@@ -67,16 +67,25 @@ class DmdaEuler:
     def set_state(self, rho):
         self.grid.scatter(rho, self.vec)
 
+    def exchange_ghosts(self):
+        """The first half of a step: the current state's owned block into the ghosted local array."""
+        self.grid.update_ghosts(self.g[self.cur], self.loc)
+
+    def kernel_pass(self, dt):
+        """The second half of a step: one pass of the kernel over the owned cells, from the
+        ghosted local array into the other buffer (the current state is not switched; a
+        profiling hook, :meth:`advance` is the step)."""
+        op = self.op
+        _fp_euler_local(self._loc3, self._own3[1 - self.cur], *self._k, op._inv_h, op._active,
+                        self._off, self._keep, self._has_keep, float(dt))
+
     def advance(self, nsteps, dt):
         """``nsteps`` forward-Euler steps of size ``dt`` (each: ghost exchange + one kernel pass)."""
-        g, op, loc = self.grid, self.op, self.loc
         dt = float(dt)
         for _ in range(int(nsteps)):
-            src, dst = self.g[self.cur], self.g[1 - self.cur]
-            g.update_ghosts(src, loc)
-            _fp_euler_local(self._loc3, self._own3[1 - self.cur], *self._k, op._inv_h, op._active,
-                            self._off, self._keep, self._has_keep, dt)
-            dst.stateIncrease()   # written through a numpy view
+            self.exchange_ghosts()
+            self.kernel_pass(dt)
+            self.g[1 - self.cur].stateIncrease()   # written through a numpy view
             self.cur = 1 - self.cur
 
     def gather(self, root_only=True):

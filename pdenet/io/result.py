@@ -1,4 +1,13 @@
-"""The result of a run, in memory or read back from HDF5."""
+"""The result of a run, in memory or read back from HDF5.
+
+Besides the fixed layout (root attributes, ``/mesh``, ``/time``, ``/fields``, ``/diagnostics``),
+every other group of the file is a per-run group: ``Result.groups[name]`` maps each dataset's
+path inside the group (``"values/mesh.cells"`` for a nested one) to its array, and
+``Result.group_attrs`` maps ``"name"`` or ``"name/path"`` to the attributes of that group or
+dataset. A sink's ``write("a/b", "c", ...)`` lands in ``groups["a"]["b/c"]`` in memory and on
+disk alike, so a :class:`Result` built by :class:`~pdenet.io.sink.MemorySink` and the one
+:func:`open_result` reads back from the file hold the same groups.
+"""
 from __future__ import annotations
 
 import json
@@ -12,17 +21,29 @@ import numpy.typing as npt
 from ..errors import OutputError
 from ..mesh import Mesh
 
+# the per-run groups every Result has (empty when nothing was written); any other group a model
+# writes is read too
 GROUPS = ("train", "controls", "gradients", "convergence", "analysis", "sweep")
+# the fixed layout, not per-run groups
+LAYOUT = ("mesh", "time", "fields", "diagnostics")
+
+
+def split_group(group, name=""):
+    """``("a/b", "c")`` -> ``("a", "b/c")``: the top-level group and the path inside it."""
+    parts = [p for p in f"{group}/{name}".split("/") if p]
+    return parts[0], "/".join(parts[1:])
 
 
 class Result:
-    """Arrays of one run: ``fields``, ``time``, ``diagnostics``, ``mesh``, ``attrs``
-    and the per-run groups (``train``, ``controls``, ``gradients``, ...)."""
+    """Arrays of one run: ``fields``, ``time``, ``diagnostics``, ``mesh``, ``attrs``, the per-run
+    groups (``train``, ``controls``, ``gradients``, ... and any other a model wrote; also as
+    attributes, ``result.analysis``) and ``group_attrs`` (see the module docstring)."""
 
     def __init__(self, attrs: Mapping[str, Any] | None = None, mesh: Mesh | None = None,
                  time: npt.ArrayLike | None = None, fields: Mapping[str, np.ndarray] | None = None,
                  diagnostics: Mapping[str, np.ndarray] | None = None,
-                 groups: Mapping[str, Mapping[str, np.ndarray]] | None = None, path: str | None = None) -> None:
+                 groups: Mapping[str, Mapping[str, np.ndarray]] | None = None, path: str | None = None,
+                 group_attrs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.attrs = dict(attrs or {})
         self.mesh = mesh
         self.time = np.asarray(time if time is not None else [], dtype=float)
@@ -30,12 +51,16 @@ class Result:
         self.diagnostics = dict(diagnostics or {})
         self.groups: dict[str, dict[str, np.ndarray]] = {g: {} for g in GROUPS}
         for g, items in (groups or {}).items():
-            self.groups.setdefault(g, {}).update(items)
+            top, sub = split_group(g)
+            self.groups.setdefault(top, {}).update(
+                {f"{sub}/{k}" if sub else k: v for k, v in items.items()})
+        self.group_attrs = {"/".join(split_group(k)).rstrip("/"): dict(v) for k, v in (group_attrs or {}).items()}
         self.path = path
 
     def __getattr__(self, name: str) -> dict[str, np.ndarray]:
-        if name in GROUPS:
-            return self.groups[name]
+        groups = self.__dict__.get("groups", {})
+        if name in groups:
+            return groups[name]
         raise AttributeError(name)
 
     @property
@@ -58,8 +83,8 @@ class Result:
             a = np.asarray(arr)
             last = f"last {a.ravel()[-1]:.6g}" if a.size else "empty"
             lines.append(f"  /diagnostics/{name:<9} {str(a.shape):<22} {last}")
-        for g in GROUPS:
-            for name, arr in self.groups.get(g, {}).items():
+        for g in self.groups:
+            for name, arr in self.groups[g].items():
                 a = np.asarray(arr)
                 tail = f"= {a.item():.6g}" if a.size == 1 and a.dtype.kind == "f" else str(a.shape)
                 lines.append(f"  /{g}/{name:<14} {tail}")
@@ -100,9 +125,18 @@ def open_result(path: str | os.PathLike[str]) -> Result:
         fields = {k: v[()] for k, v in fh["fields"].items()} if "fields" in fh else {}
         diags = {k: v[()] for k, v in fh["diagnostics"].items()} if "diagnostics" in fh else {}
         groups: dict[str, dict[str, np.ndarray]] = {}
-        for g in GROUPS:
-            if g in fh:
-                groups[g] = {}
-                fh[g].visititems(lambda name, obj, g=g: groups[g].__setitem__(name, obj[()])
-                                 if isinstance(obj, h5py.Dataset) else None)
-    return Result(attrs, mesh, time, fields, diags, groups, path=str(path))
+        group_attrs: dict[str, dict[str, Any]] = {}
+        for g, obj in fh.items():
+            if g in LAYOUT or not isinstance(obj, h5py.Group):
+                continue
+            items = groups[g] = {}
+            if obj.attrs:
+                group_attrs[g] = {k: _attr(v) for k, v in obj.attrs.items()}
+
+            def visit(name, node, g=g, items=items):
+                if isinstance(node, h5py.Dataset):
+                    items[name] = node[()]
+                if node.attrs:
+                    group_attrs[f"{g}/{name}"] = {k: _attr(v) for k, v in node.attrs.items()}
+            obj.visititems(visit)
+    return Result(attrs, mesh, time, fields, diags, groups, path=str(path), group_attrs=group_attrs)

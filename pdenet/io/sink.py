@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, cast
 import numpy as np
 import numpy.typing as npt
 
-from .result import Result
+from .result import Result, split_group
 
 if TYPE_CHECKING:
     from solvers.march import Frame
@@ -64,6 +64,7 @@ class MemorySink(Sink):
         self.slotted: dict[str, np.ndarray] = {}
         self.slotted_diag: dict[str, np.ndarray] = {}
         self.groups: dict[str, dict[str, np.ndarray]] = {}
+        self.group_attrs: dict[str, dict[str, Any]] = {}
 
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
         self.attrs.update(attrs)
@@ -89,7 +90,11 @@ class MemorySink(Sink):
         store[index] = value
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
-        self.groups.setdefault(group, {})[name] = np.asarray(array)
+        top, path = split_group(group, name)
+        self.groups.setdefault(top, {})[path] = np.asarray(array)
+        self.group_attrs.pop(f"{top}/{path}", None)     # a rewritten array has only its new attributes
+        if attrs:
+            self.group_attrs[f"{top}/{path}"] = dict(attrs)
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         self.attrs.update(attrs)
@@ -104,7 +109,8 @@ class MemorySink(Sink):
         fields.update(self.slotted)
         diags = {k: np.asarray(v) for k, v in self.diagnostics.items()}
         diags.update(self.slotted_diag)
-        return Result(self.attrs, self.mesh, self.times, fields, diags, self.groups, path=path)
+        return Result(self.attrs, self.mesh, self.times, fields, diags, self.groups, path=path,
+                      group_attrs=self.group_attrs)
 
 
 class FanOut(Sink):

@@ -16,19 +16,27 @@ parameters, and the loss after the first block of iterations is printed to show 
 computed the same thing (our ``adam`` call restarts its moments each block and
 evaluates one extra gradient at the start of each block, counted in its time).
 """
-import json
+from __future__ import annotations
+
+import os
 import sys
+from typing import Any, TextIO
 
 import numpy as np
 
-from .bench import _spawn, _time
+from .common import emit, spawn, time_rounds, worker_entry
+
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
 
 SIZES = {"full": dict(iterations=20, limit=0), "quick": dict(iterations=3, limit=200)}
 LR = 0.05
 
 
-def _problem(limit):
-    from pdenet.network.data import load_digits
+def problem(limit: int):
+    """The digits inputs (S x 64), labels, seeded random start ``{a, b, W, mu}``, h and tau
+    (also the problem of ``pdenet bench petsc``'s training part)."""
+    from ..network.data import load_digits
 
     d = load_digits(0.2, seed=0, limit=limit or None)
     x = d.inputs.reshape(len(d.labels), 64)
@@ -40,15 +48,18 @@ def _problem(limit):
     return x, d.labels, params, h, 1.0 / L
 
 
-def worker(kind, size, repeat, threads):
+def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
+    """One side (pdenet | torch); prints one JSON line."""
+    repeat, threads = int(repeat), int(threads)
     iters, limit = SIZES[size]["iterations"], SIZES[size]["limit"]
-    x, y, p0, h, tau = _problem(limit)
+    x, y, p0, h, tau = problem(limit)
     L = p0["a"].shape[0]
     if kind == "pdenet":
-        from pdenet.mesh import Mesh
-        from pdenet.network import DenseOperator, Head, NetworkPDE
-        from pdenet.network.pmp import NetworkObjective
         from solvers import Schedule, make_stepper, optim
+
+        from ..mesh import Mesh
+        from ..network import DenseOperator, Head, NetworkPDE
+        from ..network.pmp import NetworkObjective
 
         mesh = Mesh([0, 0], [1, 1], [8, 8])
         net = NetworkPDE(mesh, "tanh", p0["a"].copy(), DenseOperator(p0["b"].copy()),
@@ -84,16 +95,16 @@ def worker(kind, size, repeat, threads):
         final = lambda: float(loss().item())  # noqa: E731
     fn()                      # the first block from the common start: both sides must agree here
     first = final()
-    med, times = _time(fn, repeat)
-    print(json.dumps({"kind": kind, "median_s": med, "times": times, "samples": len(y), "iterations": iters,
-                      "first_block_loss": first}))
+    r = time_rounds(fn, repeat)
+    emit({"kind": kind, "median_s": r.median, "times": r.times, "samples": len(y), "iterations": iters,
+          "first_block_loss": first})
 
 
-def run_training(size="full", repeat=5, threads=None, out=sys.stdout):
-    import os
-
-    threads = threads or os.cpu_count()
-    res = {k: _spawn(k, size, repeat, threads, module="pdenet.bench_training") for k in ("pdenet", "torch")}
+def run_training(size: str = "full", repeat: int = 5, threads: int | None = None,
+                 out: TextIO = sys.stdout) -> dict[str, Any]:
+    threads = threads or os.cpu_count() or 1
+    res = {k: spawn(MODULE, ("training", k, size, repeat, threads), threads=threads, kind=k)
+           for k in ("pdenet", "torch")}
     print(f"bench training: digits network (N = 64, L = 4, dense, tanh, softmax), Adam, full batch, float64, "
           f"{threads} thread(s), median of {repeat} blocks of {SIZES[size]['iterations']} iterations", file=out)
     for k in ("pdenet", "torch"):
@@ -111,5 +122,4 @@ def run_training(size="full", repeat=5, threads=None, out=sys.stdout):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    worker_entry({"training": worker})

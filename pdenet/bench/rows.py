@@ -11,26 +11,34 @@ correctness check).
 
 ``run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2))`` is the entry
 point (the lead may call it from ``pdenet bench petsc``);
-``python -m pdenet.bench_rows [N S L K repeat]`` runs it.
+``python -m pdenet.bench.rows [N S L K repeat]`` runs it.
 """
-import json
-import resource
+from __future__ import annotations
+
 import sys
 import time
+from typing import Any, TextIO
 
 import numpy as np
 
+from .common import emit, peak_mb, spawn, time_rounds, worker_entry
 
-def worker(N, S, L, K, repeat):
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
+
+
+def worker(N: int | str, S: int | str, L: int | str, K: int | str, repeat: int | str) -> None:
+    """One rank count (this process's MPI world); rank 0 prints one JSON line."""
     from solvers import Schedule, make_stepper
 
-    from .mesh import Mesh
-    from .network import DenseOperator, Head, NetworkPDE
-    from .network.distributed import RowDistributedDense, block, normal_rows, parallel
-    from .parallel import world
+    from ..mesh import Mesh
+    from ..network import DenseOperator, Head, NetworkPDE
+    from ..network.distributed import RowDistributedDense, block, normal_rows, parallel
+    from ..parallel import world
 
+    N, S, L, K, repeat = (int(v) for v in (N, S, L, K, repeat))
     comm = world()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # MB (Linux reports KB)
+    base = peak_mb()
     mesh = Mesh([0.0], [1.0], [N], "none")
     h = mesh.cell_volume
     rows = block(N, comm.Get_rank(), comm.Get_size())
@@ -44,31 +52,25 @@ def worker(N, S, L, K, repeat):
     x, y = rng.standard_normal((S, N)), rng.standard_normal((S, N))
     net = NetworkPDE(mesh, "tanh", a, op, Head("identity", "l2", h, N), Schedule(L, 1.0 / L, K),
                      make_stepper("euler"))
-    J = net.loss_and_gradient(x, y)[0]       # warm-up: numba kernels, BLAS
-    times = []
-    for _ in range(repeat):
-        comm.barrier()
-        t0 = time.perf_counter()
-        J, grad, _, _ = net.loss_and_gradient(x, y)
-        comm.barrier()
-        times.append(time.perf_counter() - t0)
-    peak = comm.gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 - base, root=0)
+    # one untimed warm-up (numba kernels, BLAS), then barrier-fenced rounds
+    r = time_rounds(lambda: net.loss_and_gradient(x, y), repeat, barrier=comm.barrier)
+    J, grad, _, _ = r.last
+    peak = comm.gather(peak_mb() - base, root=0)
     gnorm = float(np.sqrt(net.sqnorm(grad)))
     if comm.Get_rank() == 0:
-        print(json.dumps({"ranks": comm.Get_size(), "median_s": float(np.median(times)), "times": times,
-                          "peak_rss_mb": peak, "b_block_mb": b.nbytes / 2 ** 20, "init_s": init_s,
-                          "loss": float(J), "grad_norm": gnorm}))
+        emit({"ranks": comm.Get_size(), "median_s": r.median, "times": r.times,
+              "peak_rss_mb": peak, "b_block_mb": b.nbytes / 2 ** 20, "init_s": init_s,
+              "loss": float(J), "grad_norm": gnorm})
 
 
 def _spawn(ranks, N, S, L, K, repeat):
-    from .bench_petsc import spawn_json
-
-    return spawn_json("pdenet.bench_rows", (N, S, L, K, repeat), ranks, ranks=ranks)
+    return spawn(MODULE, ("rows", N, S, L, K, repeat), nprocs=ranks, ranks=ranks)
 
 
-def run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2)):
+def run_rows(out: TextIO = sys.stdout, N: int = 4096, S: int = 64, L: int = 8, K: int = 1, repeat: int = 5,
+             ranks: tuple[int, ...] = (1, 2)) -> dict[int, dict[str, Any]]:
     """Seconds per forward + gradient evaluation and per-rank peak memory, rows split over ranks."""
-    from .parallel import mpi_available
+    from ..parallel import mpi_available
 
     print(f"bench rows: dense network N = {N}, S = {S}, L = {L} Euler steps, K = {K}, tanh, l2; one forward + "
           f"co-state evaluation, b's rows split over the ranks; OMP_NUM_THREADS=1 per rank, median of {repeat}",
@@ -95,7 +97,6 @@ def run_rows(out=sys.stdout, N=4096, S=64, L=8, K=1, repeat=5, ranks=(1, 2)):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        worker(*map(int, sys.argv[2:7]))
-    else:
-        run_rows(**dict(zip(("N", "S", "L", "K", "repeat"), map(int, sys.argv[1:]))))
+    if not worker_entry({"rows": worker}):
+        sizes: dict[str, Any] = dict(zip(("N", "S", "L", "K", "repeat"), map(int, sys.argv[1:])))
+        run_rows(**sizes)

@@ -15,34 +15,42 @@ on 2048x2048 (quick: 256x256): the built-in numba kernel (``explicit_steps``) an
 kernel pass, with the memory bandwidth achieved against a numpy copy measured in the same
 process (on every rank at once, for the 2-rank figure).
 """
-import json
+from __future__ import annotations
+
 import os
-import subprocess
 import sys
 import time
+from typing import Any, TextIO
 
 import numpy as np
+
+from .common import emit, spawn, time_rounds, worker_entry
+
+# this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
+MODULE = __spec__.name
 
 SIZES = {"full": 1024, "quick": 128}
 
 
 def _problem(side):
-    from pdenet.fokkerplanck import FokkerPlanckOperator
-    from pdenet.mesh import Mesh
+    from ..fokkerplanck import FokkerPlanckOperator
+    from ..mesh import Mesh
 
     mesh = Mesh([-5.0, -5.0], [5.0, 5.0], [side, side], "noflux")
     op = FokkerPlanckOperator(mesh, potential=lambda x, y: 0.5 * (x * x + y * y), diffusion=0.5)
     return mesh, op
 
 
-def worker(kind, size, repeat):
+def worker(kind: str, size: str, repeat: int | str) -> None:
+    """One steady-state contender (scipy-lu | scipy-spsolve | petsc-gamg); rank 0 prints one JSON line."""
+    repeat = int(repeat)
     side = SIZES[size]
     mesh, op = _problem(side)
     A = op.matrix()
     w = np.full(mesh.size, mesh.cell_volume)
     gibbs = op.gibbs().ravel()
     rank = 0
-    info = {"kind": kind}
+    info: dict[str, Any] = {"kind": kind}
     if kind == "scipy-lu":
         from solvers.linear import steady_state
 
@@ -66,7 +74,7 @@ def worker(kind, size, repeat):
     else:  # petsc-gamg
         from solvers import petsc_backend as pb
 
-        from .parallel import world
+        from ..parallel import world
 
         comm = world()
         rank = comm.Get_rank()
@@ -77,33 +85,30 @@ def worker(kind, size, repeat):
             info.update(meta)
             return p
         info["ranks"] = comm.Get_size()
-    times = []
-    p = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        p = fn()
-        times.append(time.perf_counter() - t0)
-    info.update(median_s=float(np.median(times)), times=times,
+    r = time_rounds(fn, repeat, warm_up=False)
+    p = r.last
+    info.update(median_s=r.median, times=r.times,
                 max_rel_error_vs_gibbs=float(np.abs(p - gibbs).max() / gibbs.max()))
     if rank == 0:
-        print(json.dumps(info))
+        emit(info)
 
 
-def training_worker(size, repeat):
+def training_worker(size: str, repeat: int | str) -> None:
     """One full-batch Adam iteration of the digits network (the problem of ``pdenet bench
     training``: cases/digits_adam.toml's network, seeded random start), samples over the ranks."""
     from solvers import Schedule, make_stepper, optim
 
-    from .bench_training import LR, SIZES as TSIZES, _problem
-    from .mesh import Mesh
-    from .network import DenseOperator, Head, NetworkPDE
-    from .network.distributed import DataParallel, parallel
-    from .network.pmp import NetworkObjective
-    from .parallel import world
+    from ..mesh import Mesh
+    from ..network import DenseOperator, Head, NetworkPDE
+    from ..network.distributed import DataParallel, parallel
+    from ..network.pmp import NetworkObjective
+    from ..parallel import world
+    from .training import LR, SIZES as TSIZES, problem
 
+    repeat = int(repeat)
     comm = world()
     iters, limit = TSIZES[size]["iterations"], TSIZES[size]["limit"]
-    x, y, p0, h, tau = _problem(limit)
+    x, y, p0, h, tau = problem(limit)
     L = p0["a"].shape[0]
     net = NetworkPDE(Mesh([0, 0], [1, 1], [8, 8]), "tanh", p0["a"].copy(), DenseOperator(p0["b"].copy()),
                      Head("classes", "softmax", h, 64, p0["W"].copy(), p0["mu"].copy()),
@@ -111,46 +116,33 @@ def training_worker(size, repeat):
     engine = DataParallel(net, comm) if parallel(comm) else net
     obj = NetworkObjective(net, x, y, engine=engine)
     obj.loss_and_gradient()     # warm-up: numba kernels loaded, BLAS started
-    times, first = [], None
-    for _ in range(repeat):
-        comm.barrier()
-        t0 = time.perf_counter()
-        optim.adam(obj, iters, LR)
-        comm.barrier()
-        times.append((time.perf_counter() - t0) / iters)
-        if first is None:
-            first = float(engine.loss(x, y)[0])
+    first = []
+
+    def record_first(i):
+        if i == 0:
+            first.append(float(engine.loss(x, y)[0]))
+    r = time_rounds(lambda: optim.adam(obj, iters, LR), repeat, warm_up=False, per=iters, barrier=comm.barrier,
+                    after_round=record_first)
     if comm.Get_rank() == 0:
-        print(json.dumps({"kind": "training", "median_s": float(np.median(times)), "times": times,
-                          "ranks": comm.Get_size(), "samples": len(y), "iterations": iters,
-                          "first_block_loss": first}))
-
-
-def spawn_json(module, worker_args, nprocs=1, **on_error):
-    """Run ``python -m module _worker *worker_args`` (under ``mpiexec -n nprocs`` when nprocs > 1)
-    with one thread per process; returns the JSON object of its last stdout line, or
-    ``{**on_error, "error": last stderr line}`` when it fails."""
-    from .parallel import mpiexec_command
-
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = "1"
-    args = ["-m", module, "_worker", *map(str, worker_args)]
-    cmd = mpiexec_command(nprocs, args) if nprocs > 1 else [sys.executable, *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        return {**on_error, "error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        emit({"kind": "training", "median_s": r.median, "times": r.times,
+              "ranks": comm.Get_size(), "samples": len(y), "iterations": iters,
+              "first_block_loss": first[0] if first else None})
 
 
 def _spawn(kind, size, repeat, ranks=1):
-    return spawn_json("pdenet.bench_petsc", (kind, size, repeat), ranks, kind=kind)
+    if kind == "training":
+        args = ("training", size, repeat)
+    else:
+        args = ("explicit" if kind.startswith("explicit") else "steady", kind, size, repeat)
+    return spawn(MODULE, args, nprocs=ranks, kind=kind)
 
 
-def run_petsc(size="full", repeat=1, out=sys.stdout):
+def run_petsc(size: str = "full", repeat: int = 1, threads: int | None = None,
+              out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Every part of ``pdenet bench petsc``, one thread per process (``threads`` is ignored)."""
     from solvers import petsc_backend as pb
 
-    from .parallel import mpi_available
+    from ..parallel import mpi_available
 
     side = SIZES[size]
     ok, why = pb.available()
@@ -182,15 +174,16 @@ def run_petsc(size="full", repeat=1, out=sys.stdout):
               f"{res['petsc-gamg']['median_s'] / res['petsc-gamg-2']['median_s']:.2f}x", file=out)
     res["explicit"] = run_explicit(size, repeat, out)
     res.update(run_training_petsc(size, repeat, out))
-    from .bench_rows import run_rows
+    from .rows import run_rows
 
-    res["rows"] = run_rows(out, **(dict(N=512, S=16, L=4, repeat=2) if size == "quick" else {}))
+    small: dict[str, Any] = dict(N=512, S=16, L=4, repeat=2) if size == "quick" else {}
+    res["rows"] = run_rows(out, **small)
     return res
 
 
-def run_training_petsc(size="full", repeat=1, out=sys.stdout):
+def run_training_petsc(size: str = "full", repeat: int = 1, out: TextIO = sys.stdout) -> dict[str, Any]:
     """The ``training`` measurement: seconds per full-batch Adam iteration on 1 and 2 ranks."""
-    from .parallel import mpi_available
+    from ..parallel import mpi_available
 
     ok, why = mpi_available()
     print("bench petsc training: digits network (N = 64, L = 4, dense, tanh, softmax), one full-batch "
@@ -233,14 +226,13 @@ def _explicit_problem(side):
     return mesh, op, dt, rho0 / mesh.integrate(rho0)
 
 
-def explicit_worker(kind, size, repeat):
+def explicit_worker(kind: str, size: str, repeat: int | str) -> None:
     """One contender of run_explicit; prints one JSON line (rank 0)."""
-    from .fokkerplanck.fv import _fp_euler_local
-
+    repeat = int(repeat)
     cfg = EXPLICIT[size]
     side, steps = cfg["side"], cfg["steps"]
     mesh, op, dt, rho0 = _explicit_problem(side)
-    info = {"kind": kind, "side": side, "steps": steps, "ranks": 1}
+    info: dict[str, Any] = {"kind": kind, "side": side, "steps": steps, "ranks": 1}
     barrier = lambda: None  # noqa: E731
     if kind == "explicit-builtin":
         op.explicit_steps(rho0, dt, 1)                      # compile / load the kernel
@@ -251,8 +243,8 @@ def explicit_worker(kind, size, repeat):
         local = mesh.size
         ref = None
     else:
-        from .fokkerplanck.dmda import DmdaEuler
-        from .parallel import world
+        from ..fokkerplanck.dmda import DmdaEuler
+        from ..parallel import world
 
         comm = world()
         info["ranks"] = comm.Get_size()
@@ -268,24 +260,17 @@ def explicit_worker(kind, size, repeat):
             st.advance(steps, dt)
             return st
         # profile: the ghost exchange and the kernel pass alone
-        g, lv = st.g[0], st.loc
-        args = (st._loc3, st._own3[1], *st._k, op._inv_h, op._active, st._off, st._keep, st._has_keep, dt)
         parts = {}
-        for name, f in (("ghosts", lambda: st.grid.update_ghosts(g, lv)), ("kernel", lambda: _fp_euler_local(*args)),
-                        ("vec_access", lambda: (st.grid.owned_array(g), st.grid.local_array(lv)))):
+        for name, f in (("ghosts", st.exchange_ghosts), ("kernel", lambda: st.kernel_pass(dt)),
+                        ("vec_access", lambda: (st.grid.owned_array(st.vec), st.grid.local_array(st.loc)))):
             barrier()
             t0 = time.perf_counter()
             for _ in range(steps):
                 f()
             parts[name + "_s"] = (time.perf_counter() - t0) / steps
         info.update(parts)
-    times = []
-    for _ in range(repeat):
-        barrier()
-        t0 = time.perf_counter()
-        res = fn()
-        barrier()
-        times.append((time.perf_counter() - t0) / steps)
+    r = time_rounds(fn, repeat, warm_up=False, per=steps, barrier=barrier)
+    res, times = r.last, r.times
     # stream-like reference: a numpy copy of this process's share, all ranks at once
     a = np.ones(local)
     b = np.empty_like(a)
@@ -298,7 +283,7 @@ def explicit_worker(kind, size, repeat):
         barrier()
         ct.append(time.perf_counter() - t0)
     copy_gbs = 2 * 8 * local * info["ranks"] / min(ct) / 1e9
-    step = float(np.median(times))
+    step = r.median
     info.update(step_s=step, times=times, copy_GBs=copy_gbs,
                 step_GBs=nbytes * info["ranks"] / step / 1e9)
     if kind == "explicit-builtin":
@@ -309,14 +294,14 @@ def explicit_worker(kind, size, repeat):
         ref = op.explicit_steps(rho0, dt, steps) if kind != "explicit-builtin" else whole
         info["max_rel_diff_vs_builtin"] = float(np.abs(whole - ref).max() / np.abs(ref).max())
         info["mass"] = float(mesh.integrate(whole))
-        print(json.dumps(info))
+        emit(info)
 
 
-def run_explicit(size="full", repeat=3, out=sys.stdout):
+def run_explicit(size: str = "full", repeat: int = 3, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Print the explicit-step comparison (see the module docstring); returns the results."""
     from solvers import petsc_backend as pb
 
-    from .parallel import mpi_available
+    from ..parallel import mpi_available
 
     cfg = EXPLICIT[size]
     print(f"bench petsc explicit: forward Euler on {cfg['side']}x{cfg['side']}, {cfg['steps']} steps per "
@@ -346,11 +331,4 @@ def run_explicit(size="full", repeat=3, out=sys.stdout):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "_worker":
-        kind = sys.argv[2]
-        if kind == "training":
-            training_worker(sys.argv[3], int(sys.argv[4]))
-        elif kind.startswith("explicit"):
-            explicit_worker(kind, sys.argv[3], int(sys.argv[4]))
-        else:
-            worker(kind, sys.argv[3], int(sys.argv[4]))
+    worker_entry({"steady": worker, "training": training_worker, "explicit": explicit_worker})
