@@ -72,6 +72,24 @@ t_end = 0.05
 [exact]
 u = "cos(pi*x)"
 """,
+    "heat_source": """
+[case]
+name = "heat_source"
+model = "heat"
+[mesh]
+lower = [0.0]
+upper = [1.0]
+cells = [16]
+boundary = "dirichlet"
+[model]
+kappa = 0.5
+initial = "sin(pi*x)"
+source = "x*(1-x)"
+[time]
+stepper = "cn"
+t_end = 0.1
+steps = 4
+""",
     "network_exact": """
 [case]
 name = "network_exact"

@@ -7,7 +7,6 @@ The numerics (the sparse Laplacian, the steppers) are in :mod:`pdenet.heat.numer
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import numpy as np
@@ -26,6 +25,8 @@ class HeatModel(Model):
     """Heat equation u_t = kappa Lap u + s(x, t) (the worked example of docs/adding-a-model.md)."""
 
     name = "heat"
+    unused_keys = ("time.checkpoint_every", "solver.petsc_options", "solver.newton_tol",
+                   "solver.newton_maxiter", "solver.krylov_tol")
     fields = ("u",)
     schema = {
         "model": {
@@ -59,7 +60,6 @@ class HeatModel(Model):
         self.kappa = float(case["model.kappa"])
         self.t_end, self.steps, self.dt = case["time.t_end"], case["time.steps"], case["time.dt"]
         self.stepper_name = case["time.stepper"]
-        self._check_memory()
         self.dt_stable = stable_dt(mesh, self.kappa)
         if self.stepper_name == "euler" and self.dt > self.dt_stable * (1 + 1e-12):
             need = int(np.ceil(self.t_end / self.dt_stable))
@@ -95,19 +95,14 @@ class HeatModel(Model):
             # the message may already say where ("<file>: <key>: why"): keep the why
             raise self.case.error(str(exc).split(f"{key}: ", 1)[-1], key=key) from None
 
-    def _check_memory(self) -> None:
-        """About 100 bytes per cell (state, matrix, LU factor), against the machine's memory."""
-        need = self.mesh.size * (48 + 24 * (2 * self.mesh.ndim + 1) * (1 if self.stepper_name == "euler" else 4))
-        try:
-            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-            return
-        if need > have:
-            raise self.case.error(f"{self.mesh.size:.3g} cells need {_bytes(need)}; this machine has "
-                                  f"{_bytes(have)}", key="mesh.cells")
+    def exact_parameters(self) -> dict[str, float]:
+        """[exact] expressions may use kappa besides the coordinates and t."""
+        return {"kappa": float(self.case["model.kappa"])}
 
-    def exact_fields(self, t: float) -> dict[str, np.ndarray]:
-        return {field: self._evaluate(f"exact.{field}", t) for field in self.case.get("exact") or {}}
+    def memory_estimate(self) -> int:
+        """About 100 bytes per cell (state, matrix, LU factor) besides the saved fields."""
+        per_cell = 48 + 24 * (2 * self.mesh.ndim + 1) * (1 if self.case["time.stepper"] == "euler" else 4)
+        return super().memory_estimate() + self.mesh.size * per_cell
 
     def work_units(self) -> int:
         return self.schedule.work
@@ -141,10 +136,3 @@ class HeatModel(Model):
               [require_finite("u"), self.observe, SinkWriter(sink)], progress)
         return {"steps": self.steps}
 
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}"
-        n /= 1000.0
-    return f"{n:.3g} PB"  # pragma: no cover

@@ -33,7 +33,7 @@ class HJBModel(Model):
     """Controlled-SGD HJB, optimal feedback, backward Kolmogorov and particle densities (thesis 4.31-4.34)."""
 
     name = "hjb"
-    unused_keys = ("time.save_every", "time.checkpoint_every", "solver", "exact")
+    unused_keys = ("time.checkpoint_every", "solver", "exact")
     fields = ("u", "v", "alpha", "rho", "rho_sgd", "rho_controlled", "rho_uncontrolled")
     PDE_FIELDS = ("rho_controlled", "rho_uncontrolled")
     PARTICLE_FIELDS = ("rho", "rho_sgd")

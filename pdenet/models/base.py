@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Se
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import CaseError
+from ..errors import CaseError, ExpressionError
 from ..mesh import Mesh
 
 if TYPE_CHECKING:
@@ -126,22 +126,38 @@ class Model:
                                   f"cells{' per rank' if self.comm is not None else ''}), this machine has "
                                   f"{format_bytes(have)} available", key="mesh.cells")
 
+    def exact_parameters(self) -> dict[str, float]:
+        """Named model parameters an ``[exact]`` expression may use besides the coordinates and t
+        (e.g. ``kappa`` of the heat model). Called by the base constructor: may read
+        ``self.case`` only. Default: none."""
+        return {}
+
     def check_exact(self) -> None:
         """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
         known): an expression that is malformed or not finite there is rejected now."""
+        t_end = self.case.get("time.t_end")
+        for t in (0.0,) if t_end is None else (0.0, t_end):
+            self._exact_expressions(t, sparse=True)
+
+    def _exact_expressions(self, t: float, sparse: bool = False) -> dict[str, Any]:
         from ..expr import coordinate_env, coordinate_names
 
         exact = self.case.get("exact") or {}
-        t_end = self.case.get("time.t_end")
-        times = (0.0,) if t_end is None else (0.0, t_end)
+        params = self.exact_parameters()
+        names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",) + tuple(params)
+        env = coordinate_env(self.coordinate_prefix, self.mesh.centres(sparse=sparse))
+        values = {k: np.float64(v) for k, v in params.items()}
+        out: dict[str, Any] = {}
         for field, value in exact.items():
             if isinstance(value, str) and value in self.named_exact:
                 continue
-            names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
-            expr = self.case.expression(f"exact.{field}", names)
-            env = coordinate_env(self.coordinate_prefix, self.mesh.centres(sparse=True))
-            for t in times:
-                expr(shape=self.mesh.shape, t=np.float64(t), **env)
+            key = f"exact.{field}"
+            expr = self.case.expression(key, names)
+            try:
+                out[field] = expr(shape=self.mesh.shape, t=np.float64(t), **env, **values)
+            except ExpressionError as exc:  # "<file>: <key>: why" -> the case's one-line error
+                raise self.case.error(str(exc).split(f"{key}: ", 1)[-1], key=key) from None
+        return out
 
     def work_units(self) -> int | None:
         """Total units of work reported through ``progress`` (for the bar)."""
@@ -161,18 +177,9 @@ class Model:
         raise NotImplementedError
 
     def exact_fields(self, t: float) -> dict[str, Any]:
-        """Evaluate the case's ``[exact]`` expressions at time ``t`` on the mesh (dict)."""
-        from ..expr import coordinate_env, coordinate_names
-
-        exact = self.case.get("exact") or {}
-        names = coordinate_names(self.coordinate_prefix, self.mesh.ndim) + ("t",)
-        env = coordinate_env(self.coordinate_prefix, self.mesh.centres())
-        out: dict[str, Any] = {}
-        for field, _ in exact.items():
-            expr = self.case.expression(f"exact.{field}", names)
-            out[field] = expr(shape=self.mesh.shape, t=np.float64(t), **env)
-        return out
-
+        """Evaluate the case's ``[exact]`` expressions at time ``t`` on the mesh (dict); a model
+        with named exact solutions (``named_exact``) overrides this to add them."""
+        return self._exact_expressions(t)
 
     # -- the save schedule: one pair of [time] keys with one meaning for every model -------------
     def save_schedule(self, t_end: float, steps: int | None = None, default_outputs: int = 4) -> SaveSchedule:
