@@ -28,7 +28,7 @@ GROUPS = ("train", "controls", "gradients", "convergence", "analysis", "sweep")
 LAYOUT = ("mesh", "time", "fields", "diagnostics")
 
 
-def split_group(group, name=""):
+def split_group(group: str, name: str = "") -> tuple[str, str]:
     """``("a/b", "c")`` -> ``("a", "b/c")``: the top-level group and the path inside it."""
     parts = [p for p in f"{group}/{name}".split("/") if p]
     return parts[0], "/".join(parts[1:])
@@ -133,7 +133,7 @@ def open_result(path: str | os.PathLike[str]) -> Result:
             if obj.attrs:
                 group_attrs[g] = {k: _attr(v) for k, v in obj.attrs.items()}
 
-            def visit(name, node, g=g, items=items):
+            def visit(name: str, node: Any, g: str = g, items: dict[str, np.ndarray] = items) -> None:
                 if isinstance(node, h5py.Dataset):
                     items[name] = node[()]
                 if node.attrs:
