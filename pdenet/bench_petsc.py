@@ -98,7 +98,7 @@ def training_worker(size, repeat):
     from .mesh import Mesh
     from .network import DenseOperator, Head, NetworkPDE
     from .network.distributed import DataParallel, parallel
-    from .network.pmp import NetworkObjective
+    from .network.objective import NetworkObjective
     from .parallel import world
 
     comm = world()

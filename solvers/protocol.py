@@ -14,7 +14,10 @@ control intervals k provides:
     steppers only).
 ``vjp(lin, k, w, grad) -> J^T w``
     vector-Jacobian product; if ``grad`` is not None also *adds*
-    (dF/dp_k)^T w into the model's gradient buffer ``grad``.
+    (dF/dp_k)^T w into the model's gradient buffer ``grad``. The buffer is an
+    explicit object owned by the caller, who makes and zeroes it; the model keeps
+    no record of which buffer it was given (for the network:
+    ``pdenet.network.pde.Gradient``).
 
 The steppers use only these calls, so every model gets the exact discrete
 adjoint of every stepper: the gradient of the discrete loss, not of a
