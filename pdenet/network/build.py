@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..expr import coordinate_env, coordinate_names
-from .data import SOURCES, DataError
+from .data import SOURCES, DataError, load_digits, load_file, load_mnist1d
 from .heads import Head
 from .operators import ConvolutionOperator, DenseOperator, LowRankOperator
 
@@ -149,8 +149,9 @@ def data(case, mesh) -> Data:
         rng = _rng(c, "data.seed")
         inputs = c["data.scale"] * rng.standard_normal((S, mesh.size))
     else:
-        inputs = _sample_exprs(c, mesh, "data.inputs", required=True)
-        S = inputs.shape[0]
+        sampled = _sample_exprs(c, mesh, "data.inputs", required=True)
+        assert sampled is not None                  # required: an error otherwise
+        inputs, S = sampled, sampled.shape[0]
     # targets
     if c["model.output.kind"] == "classes":
         labels = c["data.labels"]
@@ -198,12 +199,11 @@ def _dataset(case, mesh, source: str) -> Data:
     seed, limit = c["data.seed"], c["data.limit"]
     try:
         if source == "digits":
-            d = SOURCES[source](c["data.test_fraction"], seed, limit)
+            d = load_digits(c["data.test_fraction"], seed, limit)
         elif source == "mnist1d":
-            d = SOURCES[source](c["data.samples"] or 5000, seed, limit)
+            d = load_mnist1d(c["data.samples"] or 5000, seed, limit)
         else:
-            path = c.resolve_path(c["data.path"])
-            d = SOURCES[source](path, c["data.test_fraction"], seed, limit)
+            d = load_file(c.resolve_path(c["data.path"]), c["data.test_fraction"], seed, limit)
     except DataError as exc:
         raise c.error(str(exc), key="data.source" if source != "file" else "data.path") from None
     if len(d.cells) != mesh.ndim:
