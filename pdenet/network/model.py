@@ -203,6 +203,10 @@ class NetworkModel(Model):
         else:
             self._net = self._build_net()
         self.saved_fields(), self.saved_steps()     # output.fields, time.outputs/save_every
+        S, ranks = self.inputs.shape[0], self.comm.Get_size() if self.comm is not None else 1
+        if case["solver.backend"] == "petsc" and not self._rows_wanted() and S < ranks:
+            raise case.error(f"{S} samples cannot be split over {ranks} MPI ranks; run on at most "
+                             f"{S} ranks", key="solver.backend")
 
     def _rows_wanted(self):
         return self.case["solver.distribute"] == "rows" and self.case["solver.backend"] == "petsc"
@@ -246,9 +250,6 @@ class NetworkModel(Model):
         # under mpiexec with backend petsc: samples in blocks over the ranks (par), or the kernel's
         # rows (rows); per-sample state is gathered to rank 0, which alone writes it
         par, rows = self._parallel(), self._rows()
-        if par is not None and S < par.size:
-            raise self.case.error(f"{S} samples cannot be split over {par.size} MPI ranks; run on at most "
-                                  f"{S} ranks", key="solver.backend")
         root = (par is None or par.rank == 0) and (rows is None or rows.Get_rank() == 0)
         linear_u = []           # (t, u of sample 0, k) at the saved steps, for model.analysis
         forward, costate = self._observers(sink, linear_u)
