@@ -59,3 +59,22 @@ def test_bad_refinements_are_rejected():
         converge(case_path("network_depth.toml"), "time.steps", [16, 8])
     with pytest.raises(CaseError, match="cannot refine"):
         converge(case_path("network_depth.toml"), "model.intervals", [1, 2])
+
+
+def test_network_writes_error_f_l2_and_max_at_every_save():
+    """[exact] f: the network writes error_f_l2 and error_f_max (one naming scheme) at every save."""
+    from pdenet import load_case
+    from pdenet.runner import run
+    text = open(case_path("network_depth.toml")).read()
+    case = load_case(text, ['model.activation="identity"', 'model.kernel.init="zero"',
+                            'model.bias.expression="2*y"', 'exact.f="sin(pi*y) + 2*y*t"',
+                            'data.inputs=["sin(pi*y)", "sin(pi*y)"]', 'data.targets=["0", "y"]'])
+    r = run(case, write=False)
+    d = r.diagnostics
+    assert "error_f" not in d
+    assert len(d["error_f_l2"]) == len(d["error_f_max"]) == len(r.time) > 1
+    assert max(d["error_f_l2"]) < 1e-13 and max(d["error_f_max"]) < 1e-13
+    wrong = load_case(text, ['exact.f="sin(pi*y) + 1"', 'data.inputs=["sin(pi*y)"]', 'data.targets=["0"]',
+                             'model.activation="identity"', 'model.kernel.init="zero"'])
+    d = run(wrong, write=False).diagnostics
+    assert d["error_f_l2"][0] == pytest.approx(1.0, rel=1e-12) and d["error_f_max"][0] == pytest.approx(1.0)

@@ -105,3 +105,56 @@ def test_paper_gradient_formula_euler():
     # terminal condition: lambda_L = h (f(T) - target) / S for the identity-head l2 loss
     S = f0.shape[0]
     np.testing.assert_allclose(costates[5], net.h * (states[5] - target) / S, rtol=1e-13)
+
+
+# -- the explicit gradient buffer (pdenet.network.pde.Gradient) -----------------------------------
+def _adjoint_into(net, f0, target, grad):
+    """Forward, head and co-state solve adding into the caller's buffer ``grad``."""
+    from solvers import integrate
+
+    fT, tape = net.forward(f0, keep="all")
+    _, lam, _ = net.head.loss(fT, target, grad)
+    return integrate.solve_adjoint(net, tape, lam, grad)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gradient_buffer_is_owned_by_the_caller(kernel):
+    """The buffer the caller makes, reuses after zero(), or replaces by a plain dict gives the same
+    bits as loss_and_gradient; interleaving two networks' solves changes nothing (no shared state)."""
+    from pdenet.network import Gradient
+
+    rng = np.random.default_rng(11)
+    net, f0, target = make_net(rng, stepper="rk4", kernel=kernel, loss="softmax")
+    other, g0, t0 = make_net(np.random.default_rng(12), stepper="heun", kernel=kernel, loss="l2")
+    _, grad, _, _ = net.loss_and_gradient(f0, target)
+    assert isinstance(grad, Gradient)
+    assert grad.a is grad["a"] and set(grad.kernel) == set(net.operator.params)
+    assert set(grad.head) == {"W", "mu"} and set(grad) == set(net.params)
+    buf = net.zero_grad()
+    other_buf = other.zero_grad()
+    for _ in range(2):                               # reused: zeroed by its owner in between
+        buf.zero()
+        _adjoint_into(other, g0, t0, other_buf)      # another network's solve in between
+        lam0 = _adjoint_into(net, f0, target, buf)
+        for k in grad:
+            assert np.array_equal(buf[k], grad[k]), k
+    assert np.array_equal(lam0, grad.f0)
+    plain = {k: np.zeros_like(v) for k, v in net.params.items()}   # a plain dict: always accumulates
+    _adjoint_into(net, f0, target, plain)
+    for k in grad:
+        np.testing.assert_allclose(plain[k], grad[k], rtol=1e-14, atol=1e-300)
+    # without zero() the buffer accumulates: twice the gradient
+    _adjoint_into(net, f0, target, buf)
+    for k in grad:
+        np.testing.assert_allclose(buf[k], 2 * grad[k], rtol=1e-14, atol=1e-300)
+
+
+def test_gradient_f0_is_dJ_df0():
+    """Gradient.f0 is the co-state at the inputs: a Taylor test in the inputs."""
+    rng = np.random.default_rng(13)
+    net, f0, target = make_net(rng, stepper="cn", kernel="dense", loss="l2")
+    J, grad, _, _ = net.loss_and_gradient(f0, target)
+    d = rng.standard_normal(f0.shape)
+    slope = float(np.sum(grad.f0 * d))
+    rem = [abs(net.loss(f0 + eps * d, target)[0] - J - eps * slope) for eps in 1e-2 / 2.0 ** np.arange(5)]
+    assert_second_order(np.array(rem))

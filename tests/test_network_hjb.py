@@ -174,3 +174,40 @@ def test_bad_cases_name_file_and_key(override, key):
         case.model_cls(case)
     msg = str(info.value)
     assert "\n" not in msg and "network_reduced_hjb.toml" in msg and key in msg
+
+
+def _case_text(tmp_path, model_outputs=None, time_outputs=True):
+    """The shipped case with [time] outputs dropped and/or the deprecated model.outputs set."""
+    text = open(CASE).read()
+    if not time_outputs:
+        text = text.replace("\noutputs = 4\n", "\n")
+    if model_outputs is not None:
+        text = text.replace("[model]\n", f"[model]\noutputs = {model_outputs}\n")
+    path = tmp_path / "network_reduced_hjb.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_time_outputs_and_the_deprecated_model_outputs(tmp_path):
+    """[time] outputs sets the saves; model.outputs is its deprecated alias (same saves, a warning);
+    giving both is an error naming model.outputs; neither: 4 saves after t = 0."""
+    case = load_case(CASE)
+    assert case["time.outputs"] == 4
+    assert case.model_cls(case).saves.steps == (0, 10, 20, 30, 40)
+    with pytest.warns(FutureWarning, match="model.outputs is deprecated"):
+        old = load_case(_case_text(tmp_path, model_outputs=2, time_outputs=False))
+    model = old.model_cls(old)
+    assert old["time.outputs"] == 2 and model.saves.steps == (0, 20, 40)
+    assert model.saves.times == (0.0, 1.0, 2.0)
+    r = run(_case_text(tmp_path, model_outputs=2, time_outputs=False),
+            overrides=["mesh.cells=[16, 16]", "model.open_loop=false"], write=False)
+    assert r.fields["value"].shape == (3, 16, 16) and list(r.time) == [0.0, 1.0, 2.0]
+    with pytest.raises(CaseError) as info:
+        load_case(_case_text(tmp_path, model_outputs=2))
+    assert "model.outputs" in str(info.value) and "\n" not in str(info.value)
+    none = load_case(_case_text(tmp_path, time_outputs=False))
+    assert none.model_cls(none).saves.steps == (0, 10, 20, 30, 40)
+    with pytest.raises(CaseError) as info:
+        c = load_case(CASE, ["time.outputs=3"])
+        c.model_cls(c)
+    assert "time.outputs" in str(info.value)

@@ -112,6 +112,33 @@ def test_missing_mpi4py_is_one_line(monkeypatch):
         pdenet.load_case(case_path("digits_adam.toml"), [PETSC])
 
 
+class _FakeComm:
+    """Just enough of a communicator of ``size`` ranks for the constructor's checks."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def Get_size(self):
+        return self.size
+
+    def Get_rank(self):
+        return 0
+
+
+def test_more_ranks_than_samples_is_rejected_while_constructing(monkeypatch):
+    """The model is given its communicator: too many ranks for the samples is a one-line error
+    from the constructor (before any output file exists), not from run."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "mpi4py" else real(name, *a))
+    case = pdenet.load_case(case_path("network_width.toml"), [PETSC])
+    with pytest.raises(CaseError, match=r"solver.backend: 2 samples cannot be split over 4 MPI ranks") as info:
+        case.model_cls(case, comm=_FakeComm(4))
+    assert "\n" not in str(info.value)
+    case.model_cls(case, comm=_FakeComm(2))          # one sample per rank: fine
+
+
 # -- one rank ----------------------------------------------------------------------------------
 @needs_mpi4py
 @pytest.mark.petsc

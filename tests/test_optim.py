@@ -11,7 +11,8 @@ import pytest
 from netfactory import make_net
 from pdenet.mesh import Mesh
 from pdenet.network import DenseOperator, Head, NetworkPDE
-from pdenet.network.pmp import NetworkObjective, NetworkPMP, bang_bang, pam_groups, trajectory
+from pdenet.network.objective import NetworkObjective, pam_groups
+from pdenet.network.pmp import NetworkPMP, bang_bang, trajectory
 from solvers import Schedule, make_stepper
 from solvers.optim import adam, emsa, flatten, gd, msa, pam
 

@@ -101,7 +101,7 @@ def training_worker(size: str, repeat: int | str) -> None:
     from ..mesh import Mesh
     from ..network import DenseOperator, Head, NetworkPDE
     from ..network.distributed import DataParallel, parallel
-    from ..network.pmp import NetworkObjective
+    from ..network.objective import NetworkObjective
     from ..parallel import world
     from .training import LR, SIZES as TSIZES, problem
 

@@ -6,7 +6,7 @@ softmax over 10 classes, full batch of the 1438 training digits, float64 --
 and one Adam iteration = loss + exact gradient + update. Each side runs in a
 fresh subprocess with the same thread count:
 
-* ``pdenet``: ``solvers.optim.adam`` on :class:`pdenet.network.pmp.NetworkObjective`;
+* ``pdenet``: ``solvers.optim.adam`` on :class:`pdenet.network.objective.NetworkObjective`;
 * ``torch``: the same explicit-Euler ResNet z <- z + tau tanh(a_l - h z b_l^T), logits
   h z W^T + mu, cross-entropy, autograd and ``torch.optim.Adam`` (same lr, betas, eps).
 
@@ -59,7 +59,7 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 
         from ..mesh import Mesh
         from ..network import DenseOperator, Head, NetworkPDE
-        from ..network.pmp import NetworkObjective
+        from ..network.objective import NetworkObjective
 
         mesh = Mesh([0, 0], [1, 1], [8, 8])
         net = NetworkPDE(mesh, "tanh", p0["a"].copy(), DenseOperator(p0["b"].copy()),

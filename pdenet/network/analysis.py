@@ -22,7 +22,7 @@ import numpy as np
 
 from . import activations as act
 
-__all__ = ["spectrum", "steady_state", "finite_rank_stability", "linearised_operator"]
+__all__ = ["spectrum", "steady_state", "finite_rank_stability", "linearised_operator", "forward_analysis"]
 
 
 def _sorted(ev):
@@ -98,3 +98,42 @@ def linearised_operator(u, B, activation="tanh"):
     tol = 1e-10 * max(1.0, float(np.abs(ev).max(initial=0.0)))
     return {"eigenvalues": ev, "growing": int(np.sum(ev.real > tol)), "decaying": int(np.sum(ev.real < -tol)),
             "modes": vec}
+
+
+def forward_analysis(net, h, linear_u=()):
+    """The Sect. 3 analysis of a network's (trained) controls, for ``/analysis``.
+
+    ``linear_u``: (t, u of one sample, interval k) along a trajectory, for the linearised
+    operator. Returns (arrays, headline): ``arrays`` a list of (name, array, meaning or None)
+    in writing order, ``headline`` the root attributes (min_spectrum_Bs, range_residual and,
+    for a low-rank kernel, Theorem 3.4's rate and tests).
+    """
+    K, name = net.schedule.intervals, net.activation.name
+    mats = [net.operator.matrix(k, h) for k in range(K)]
+    specB, specBs = zip(*(spectrum(B) for B in mats))
+    out = [("spectrum_B", np.array(specB), "eigenvalues of B = h b per interval"),
+           ("spectrum_Bs", np.array(specBs), "eigenvalues of (B + B^T)/2")]
+    steady = [steady_state(B, net.a[k], h) for k, B in enumerate(mats)]
+    out += [("steady_state_f", np.array([s["f"] for s in steady]), None),
+            ("range_residual", np.array([s["range_residual"] for s in steady]),
+             "||B f - a|| / ||a|| at the least-squares f: 0 iff a in R(B)"),
+            ("nullity", np.array([s["nullity"] for s in steady]), None)]
+    headline = {"min_spectrum_Bs": float(min(s.min() for s in specBs)),
+                "range_residual": float(max(s["range_residual"] for s in steady))}
+    if net.operator.kind == "lowrank":
+        st = [finite_rank_stability(net.operator.phi[k], net.operator.psi[k], h, name) for k in range(K)]
+        for key in ("gram", "T", "DT", "eigenvalues"):
+            out.append((f"thm34_{key}", np.array([s[key] for s in st]), None))
+        out.append(("thm34_rate", np.array([s["rate"] for s in st]),
+                    "smallest real part of eig(sigma'(0) D T): predicted decay rate of u"))
+        headline.update({"thm34_rate": st[0]["rate"],
+                         "thm34_T_invertible": int(all(s["T_invertible"] for s in st)),
+                         "thm34_DT_positive": int(all(s["DT_positive"] for s in st))})
+    if linear_u:
+        lin = [linearised_operator(u, mats[k], name) for _, u, k in linear_u]
+        out += [("linearised_times", np.array([t for t, _, _ in linear_u]), None),
+                ("linearised_eigenvalues", np.array([r["eigenvalues"] for r in lin]),
+                 "eigenvalues of -sigma'(u(t)) B(t) along sample 0"),
+                ("linearised_growing", np.array([r["growing"] for r in lin]), None),
+                ("linearised_decaying", np.array([r["decaying"] for r in lin]), None)]
+    return out, headline

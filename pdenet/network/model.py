@@ -1,17 +1,20 @@
 """Case-file model ``network``: the width-depth network PDE f_t = sigma(a - B_b f)."""
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from solvers import STEPPERS, Schedule, make_stepper
+from solvers.march import Frame
 
+from . import analysis, build
 from .activations import NAMES as ACTIVATIONS
 from ..case import Key, resolve_time
 from ..errors import CaseError
-from ..expr import coordinate_env, coordinate_names
-from . import ConvolutionOperator, DenseOperator, Head, LowRankOperator, NetworkPDE
-from .data import SOURCES, DataError
+from ..io.sink import SinkWriter
+from .data import SOURCES
 from .heads import KINDS, LOSSES
+from .pde import NetworkPDE
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -198,7 +201,7 @@ class NetworkModel(Model):
         kept = steps + 1 if not every else steps // every + every
         return 8 * (kernel + kept * S * N)
 
-    # -- construction -------------------------------------------------------
+    # -- construction: the validation phase -----------------------------------------------
     def __init__(self, case, comm=None):
         super().__init__(case, comm)
         t = case["time"]
@@ -208,20 +211,21 @@ class NetworkModel(Model):
         s = case["solver"]
         self.stepper = make_stepper(t["stepper"], newton_tol=s["newton_tol"],
                                     newton_maxiter=s["newton_maxiter"], krylov_tol=s["krylov_tol"])
-        self.inputs, self.targets = self._data()
-        S = self.inputs.shape[0]
-        if (s["backend"] == "petsc" and self.comm is not None and not self._rows_wanted()
-                and S < self.comm.Get_size()):   # checked again by run; here for validation
-            raise case.error(f"{S} samples cannot be split over {self.comm.Get_size()} MPI ranks; run on at "
-                             f"most {S} ranks", key="solver.backend")
+        data = build.data(case, self.mesh)
+        self.inputs, self.targets, self.test = data.inputs, data.targets, data.test
+        self.data_description = data.description
         self._net = None
         if self._rows_wanted():
-            # the kernel's row block depends on the communicator, which the runner sets after
-            # construction: build the network on first use; check the expression now
-            if case["model.kernel.init"] == "expression":
-                case.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
+            # the kernel's row block depends on the communicator's rank: build the network on
+            # first use; check the expression now
+            build.check_kernel_expression(case, self.mesh)
         else:
             self._net = self._build_net()
+        self.saved_fields(), self.saved_steps()     # output.fields, time.outputs/save_every
+        S, ranks = self.inputs.shape[0], self.comm.Get_size() if self.comm is not None else 1
+        if case["solver.backend"] == "petsc" and not self._rows_wanted() and S < ranks:
+            raise case.error(f"{S} samples cannot be split over {ranks} MPI ranks; run on at most "
+                             f"{S} ranks", key="solver.backend")
 
     def _rows_wanted(self):
         return self.case["solver.distribute"] == "rows" and self.case["solver.backend"] == "petsc"
@@ -239,204 +243,18 @@ class NetworkModel(Model):
         return self._net
 
     def _build_net(self):
-        return NetworkPDE(self.mesh, self.case["model.activation"], self._bias(), self._operator(self._rows()),
-                          self._head(), self.schedule, self.stepper, self.case["model.tikhonov"])
-
-    def _names(self, prefix):
-        return coordinate_names(prefix, self.mesh.ndim)
-
-    def _rng(self, key):
-        return np.random.default_rng(self.case[key])
-
-    def _bias(self):
-        K, N = self.schedule.intervals, self.mesh.size
-        init = self.case["model.bias.init"]
-        if init == "zero":
-            return np.zeros((K, N))
-        if init == "random":
-            return self.case["model.bias.scale"] * self._rng("model.bias.seed").standard_normal((K, N))
-        expr = self.case.expression("model.bias.expression", self._names("y") + ("t",))
-        env = coordinate_env("y", self.mesh.centres())
-        return np.stack([expr(shape=self.mesh.shape, t=t, **env).ravel() for t in self.t_mid])
-
-    def _operator(self, comm=None):
-        """The kernel operator; with ``comm`` (distribute = "rows") the rank's rows of the same b."""
         c, mesh = self.case, self.mesh
-        K, N, kind = self.schedule.intervals, mesh.size, c["model.kernel.kind"]
-        init, scale = c["model.kernel.init"], c["model.kernel.scale"]
-        rng = self._rng("model.kernel.seed")
-        if kind == "dense":
-            from .distributed import RowDistributedDense, block, normal_rows
-
-            rows = slice(0, N) if comm is None else block(N, comm.Get_rank(), comm.Get_size())
-            n = rows.stop - rows.start
-
-            def operator(b):
-                return DenseOperator(b) if comm is None else RowDistributedDense(b, N, comm)
-            if init == "zero":
-                return operator(np.zeros((K, n, N)))
-            if init == "random":  # entries of B = h b with standard deviation scale / sqrt(N)
-                draws = rng.standard_normal((K, N, N)) if comm is None else normal_rows(rng, K, N, rows)
-                draws *= scale                                # in place: no K N^2 temporaries
-                draws /= mesh.cell_volume * np.sqrt(N)
-                return operator(draws)
-            expr = c.expression("model.kernel.expression", self._names("y") + self._names("z") + ("t",))
-            yy = [y.reshape(-1, 1)[rows] for y in mesh.centres()]   # (n, 1): the row variable y
-            zz = [y.reshape(1, -1) for y in mesh.centres()]         # (1, N): the column variable z
-            env = {**coordinate_env("y", yy), **coordinate_env("z", zz)}
-            return operator(np.stack([expr(shape=(n, N), t=t, **env) for t in self.t_mid]))
-        if kind == "lowrank":
-            phi_e, psi_e = c["model.kernel.phi"], c["model.kernel.psi"]
-            if init == "random" or init == "zero":
-                R = c["model.kernel.rank"]
-                if init == "zero":
-                    return LowRankOperator(np.zeros((K, R, N)), np.zeros((K, R, N)))
-                std = np.sqrt(scale / (mesh.cell_volume * np.sqrt(N)))
-                return LowRankOperator(rng.standard_normal((K, R, N)) * std, rng.standard_normal((K, R, N)) * std)
-            if phi_e is None or psi_e is None or len(phi_e) != len(psi_e):
-                raise c.error("lowrank needs lists phi and psi of equal length", key="model.kernel.phi")
-            names = self._names("y") + ("t",)
-            env = coordinate_env("y", mesh.centres())
-
-            def sample(key, exprs):
-                out = np.empty((K, len(exprs), N))
-                for r, text in enumerate(exprs):
-                    e = c.expression(key, names, text=text)
-                    for k, t in enumerate(self.t_mid):
-                        out[k, r] = e(shape=mesh.shape, t=t, **env).ravel()
-                return out
-            return LowRankOperator(sample("model.kernel.phi", phi_e), sample("model.kernel.psi", psi_e))
-        # convolution
-        shape = tuple(2 * n - 1 for n in mesh.cells)
-        if init == "zero":
-            return ConvolutionOperator(np.zeros((K,) + shape), mesh.cells)
-        if init == "random":
-            return ConvolutionOperator(rng.standard_normal((K,) + shape) * scale / (mesh.cell_volume * np.sqrt(N)),
-                                       mesh.cells)
-        expr = c.expression("model.kernel.expression", self._names("d") + ("t",))
-        offsets = [np.arange(-(n - 1), n) * h for n, h in zip(mesh.cells, mesh.spacing)]
-        env = coordinate_env("d", np.meshgrid(*offsets, indexing="ij"))
-        return ConvolutionOperator(np.stack([expr(shape=shape, t=t, **env) for t in self.t_mid]), mesh.cells)
-
-    def _head(self):
-        c, N, h = self.case, self.mesh.size, self.mesh.cell_volume
-        kind, loss = c["model.output.kind"], c["model.output.loss"]
-        if kind == "identity":
-            return Head("identity", loss, h, N, transform=c["model.output.transform"])
-        M = N if kind == "field" else c["model.output.classes"]
-        if c["model.output.init"] == "zero":
-            W = np.zeros((M, N))
-        else:
-            W = (self._rng("model.output.seed").standard_normal((M, N)) * c["model.output.scale"]
-                 / (h * np.sqrt(N)))
-        return Head(kind, loss, h, N, W, np.zeros(M), transform=c["model.output.transform"])
-
-    def _data(self):
-        c, mesh = self.case, self.mesh
-        source = c["data.source"]
-        self.test = None
-        if source in SOURCES:
-            return self._dataset(source)
-        if source == "random":
-            S = c["data.samples"]
-            if S is None:
-                raise c.error("random data needs the number of samples", key="data.samples")
-            rng = self._rng("data.seed")
-            inputs = c["data.scale"] * rng.standard_normal((S, mesh.size))
-        else:
-            inputs = self._sample_exprs("data.inputs", required=True)
-            S = inputs.shape[0]
-        # targets
-        if c["model.output.kind"] == "classes":
-            labels = c["data.labels"]
-            if labels is None:
-                if source != "random":
-                    raise c.error("classification needs integer labels", key="data.labels")
-                labels = self._rng("data.seed").integers(0, max(c["model.output.classes"], 2), S)
-            labels = np.atleast_1d(np.asarray(labels, dtype=int))
-            if labels.size == 1:
-                labels = np.repeat(labels, S)
-            if labels.size != S:
-                raise c.error(f"{labels.size} labels for {S} samples", key="data.labels")
-            return inputs, self._class_targets(labels, "data.labels")
-        targets = self._sample_exprs("data.targets", required=False, samples=S)
-        if targets is None:
-            if source != "random":
-                raise c.error("a field output needs target expressions", key="data.targets")
-            targets = np.zeros((S, mesh.size))
-        return inputs, targets
-
-    def _class_targets(self, labels, key):
-        """Integer labels -> what the loss wants: labels (softmax), 0/1 column (logistic, M = 1), one-hot."""
-        c = self.case
-        M, loss = c["model.output.classes"], c["model.output.loss"]
-        if loss == "softmax":
-            if labels.min() < 0 or labels.max() >= M:
-                raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
-            return labels
-        if loss == "logistic" and M == 1:
-            return labels.reshape(-1, 1).astype(float)
-        if labels.max() >= M:
-            raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
-        onehot = np.zeros((labels.size, M))
-        onehot[np.arange(labels.size), labels] = 1.0
-        return onehot
-
-    def _dataset(self, source):
-        """digits / mnist1d / file: load on the data grid, prolong onto the label mesh, split."""
-        c, mesh = self.case, self.mesh
-        if c["model.output.kind"] != "classes":
-            raise c.error(f"source {source!r} has class labels: use model.output.kind = 'classes'",
-                          key="model.output.kind")
-        seed, limit = c["data.seed"], c["data.limit"]
-        try:
-            if source == "digits":
-                d = SOURCES[source](c["data.test_fraction"], seed, limit)
-            elif source == "mnist1d":
-                d = SOURCES[source](c["data.samples"] or 5000, seed, limit)
-            else:
-                path = c.resolve_path(c["data.path"])
-                d = SOURCES[source](path, c["data.test_fraction"], seed, limit)
-        except DataError as exc:
-            raise c.error(str(exc), key="data.source" if source != "file" else "data.path") from None
-        if len(d.cells) != mesh.ndim:
-            raise c.error(f"the {source} data live on a {len(d.cells)}-D grid {d.cells}; the label mesh is "
-                          f"{mesh.ndim}-D", key="mesh.cells")
-        grid = type(mesh)(mesh.lower, mesh.upper, list(d.cells), mesh.boundary)
-        try:
-            grid.refinement_factor(mesh)
-        except ValueError:
-            raise c.error(f"the label mesh {tuple(mesh.cells)} must be an integer refinement of the data grid "
-                          f"{d.cells}", key="mesh.cells") from None
-        self.data_description = d.description
-
-        def on_mesh(x):
-            return np.ascontiguousarray(grid.prolong(x, mesh).reshape(x.shape[0], mesh.size))
-        self.test = (on_mesh(d.test_inputs), self._class_targets(d.test_labels, "data.source"))
-        return on_mesh(d.inputs), self._class_targets(d.labels, "data.source")
-
-    def _sample_exprs(self, key, required, samples=None):
-        c, mesh = self.case, self.mesh
-        exprs = c[key]
-        if exprs is None:
-            if required:
-                raise c.error("is required for source = 'expression'", key=key)
-            return None
-        names = self._names("y") + ("s",)
-        env = coordinate_env("y", mesh.centres())
-        S = samples or (c["data.samples"] if len(exprs) == 1 and c["data.samples"] else len(exprs))
-        if len(exprs) not in (1, S):
-            raise c.error(f"has {len(exprs)} expressions for {S} samples", key=key)
-        out = np.empty((S, mesh.size))
-        for s in range(S):
-            e = c.expression(key, names, text=exprs[s if len(exprs) == S else 0])
-            out[s] = e(shape=mesh.shape, s=float(s), **env).ravel()
-        return out
+        return NetworkPDE(mesh, c["model.activation"], build.bias(c, mesh, self.t_mid),
+                          build.operator(c, mesh, self.t_mid, self._rows()), build.head(c, mesh),
+                          self.schedule, self.stepper, c["model.tikhonov"])
 
     # -- running ------------------------------------------------------------
     def work_units(self):
         tr = self.case["train.method"]
         return 2 * self.schedule.steps + (self.case["train.iterations"] if tr != "none" else 0)
+
+    def saved_steps(self):
+        return list(self.save_schedule(self.schedule.t_end, self.schedule.steps).steps)
 
     def _parallel(self):
         """The data-parallel evaluator under backend petsc on more than one rank, else None."""
@@ -446,133 +264,111 @@ class NetworkModel(Model):
             return DataParallel(self.net, self.comm)
         return None
 
-    def _train(self, sink, progress):
-        """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
-        c = self.case
-        options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
-                                              "inner_maxiter", "rho", "controls", "head_lr", "box_a",
-                                              "box_b", "eval_every")}
-        options["keep"] = c["time.checkpoint_every"] or "all"
-        method = c["train.method"]
-        docs = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0)",
-                "grad_norm": "Euclidean norm of dJ/dtheta over all parameter entries",
-                "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
-                "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
-                "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
-                "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
-
-        def write(history):
-            for name, values in history.items():
-                sink.write("train", name, values, {"meaning": docs[name]} if name in docs else None)
-            last = {k: float(v[-1]) for k, v in history.items() if len(v)}
-            sink.set_attrs({"train_method": method, "train_iterations": int(len(history.get("loss", [])) - 1),
-                            **{f"final_{k}": v for k, v in last.items() if k in docs or k == "full_loss"}})
-        try:
-            train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
-                  on_history=write, comm=self.comm if self._parallel() is not None else None)
-        except ValueError as exc:       # bad controls / boxes detected by the drivers
-            raise c.error(str(exc), key="train.method") from None
-
-    def _analysis(self, sink, linear_u):
-        """/analysis/* of Sect. 3 for the (trained) controls; returns headline attributes."""
-        from ..network import analysis as an
-        net, h, K = self.net, self.mesh.cell_volume, self.schedule.intervals
-        name = net.activation.name
-        mats = [net.operator.matrix(k, h) for k in range(K)]
-        specB, specBs = zip(*(an.spectrum(B) for B in mats))
-        sink.write("analysis", "spectrum_B", np.array(specB), {"meaning": "eigenvalues of B = h b per interval"})
-        sink.write("analysis", "spectrum_Bs", np.array(specBs), {"meaning": "eigenvalues of (B + B^T)/2"})
-        steady = [an.steady_state(B, net.a[k], h) for k, B in enumerate(mats)]
-        sink.write("analysis", "steady_state_f", np.array([s["f"] for s in steady]))
-        sink.write("analysis", "range_residual", np.array([s["range_residual"] for s in steady]),
-                   {"meaning": "||B f - a|| / ||a|| at the least-squares f: 0 iff a in R(B)"})
-        sink.write("analysis", "nullity", np.array([s["nullity"] for s in steady]))
-        out = {"min_spectrum_Bs": float(min(s.min() for s in specBs)),
-               "range_residual": float(max(s["range_residual"] for s in steady))}
-        if net.operator.kind == "lowrank":
-            st = [an.finite_rank_stability(net.operator.phi[k], net.operator.psi[k], h, name) for k in range(K)]
-            for key in ("gram", "T", "DT", "eigenvalues"):
-                sink.write("analysis", f"thm34_{key}", np.array([s[key] for s in st]))
-            sink.write("analysis", "thm34_rate", np.array([s["rate"] for s in st]),
-                       {"meaning": "smallest real part of eig(sigma'(0) D T): predicted decay rate of u"})
-            out.update({"thm34_rate": st[0]["rate"], "thm34_T_invertible": int(all(s["T_invertible"] for s in st)),
-                        "thm34_DT_positive": int(all(s["DT_positive"] for s in st))})
-        if linear_u:
-            lin = [an.linearised_operator(u, mats[k], name) for _, u, k in linear_u]
-            sink.write("analysis", "linearised_times", np.array([t for t, _, _ in linear_u]))
-            sink.write("analysis", "linearised_eigenvalues", np.array([l["eigenvalues"] for l in lin]),
-                       {"meaning": "eigenvalues of -sigma'(u(t)) B(t) along sample 0"})
-            sink.write("analysis", "linearised_growing", np.array([l["growing"] for l in lin]))
-            sink.write("analysis", "linearised_decaying", np.array([l["decaying"] for l in lin]))
-        return out
-
-    def saved_steps(self):
-        return list(self.save_schedule(self.schedule.t_end, self.schedule.steps).steps)
-
     def run(self, sink, progress=lambda k: None):
-        net, sched = self.net, self.schedule
-        S, cells = self.inputs.shape[0], self.mesh.cells
-        saved = self.saved_steps()
-        slot = {n: i for i, n in enumerate(saved)}
-        want = set(self.saved_fields())
-        exact = bool(self.case.get("exact"))
-        analyse, linear_u = self.case["model.analysis"], []
-        keep = self.case["time.checkpoint_every"] or "all"
-        # under mpiexec with backend petsc: samples in blocks over the ranks; per-sample state is
-        # gathered to rank 0, which alone writes it (and computes the diagnostics from it)
-        par = self._parallel()
-        if par is not None and S < par.size:
-            raise self.case.error(f"{S} samples cannot be split over {par.size} MPI ranks; run on at most "
-                                  f"{S} ranks", key="solver.backend")
-        rows = self._rows()          # distribute = "rows": every rank holds every sample, rank 0 writes
+        net, S = self.net, self.inputs.shape[0]
+        # under mpiexec with backend petsc: samples in blocks over the ranks (par), or the kernel's
+        # rows (rows); per-sample state is gathered to rank 0, which alone writes it
+        par, rows = self._parallel(), self._rows()
         root = (par is None or par.rank == 0) and (rows is None or rows.Get_rank() == 0)
-        engine = net if par is None else par
-        sink.set_attrs({"samples": S, "steps": sched.steps, "dt": sched.dt, "intervals": sched.intervals,
-                        "stepper": self.stepper.name, "activation": net.activation.name,
-                        "kernel": net.operator.kind})
-        if self.case["solver.backend"] == "petsc":
-            sink.set_attrs({"petsc_ranks": par.size if par is not None else rows.Get_size() if rows else 1})
-        if getattr(self, "data_description", None):
-            sink.set_attrs({"data": self.data_description})
+        linear_u = []           # (t, u of sample 0, k) at the saved steps, for model.analysis
+        forward, costate = self._observers(sink, linear_u)
+        sink.set_attrs(self._run_attrs(par, rows))
         if self.case["train.method"] != "none":
             self._train(sink, progress)
+        # forward + co-state at the (trained) controls, observed at the saved steps
+        J, grad, metrics, fT = self._solve(par, root, forward, costate, progress)
+        self._write_controls(sink, grad, rows, root, par, fT)
+        summary = {"loss": J, "gradient_norm": float(np.sqrt(net.sqnorm(grad))), **metrics}
+        if self.case["model.analysis"] and root:
+            arrays, headline = analysis.forward_analysis(net, self.mesh.cell_volume, linear_u)
+            for name, arr, meaning in arrays:
+                sink.write("analysis", name, arr, {"meaning": meaning} if meaning else None)
+            summary.update(headline)
+        if self.test is not None:
+            Jt, mt = (net if par is None else par).loss(*self.test)
+            summary.update({"test_loss": Jt, **{"test_" + k: v for k, v in mt.items()}})
+        sink.set_attrs(summary)
+        return summary
+
+    def _run_attrs(self, par, rows):
+        net, sched = self.net, self.schedule
+        attrs = {"samples": self.inputs.shape[0], "steps": sched.steps, "dt": sched.dt,
+                 "intervals": sched.intervals, "stepper": self.stepper.name,
+                 "activation": net.activation.name, "kernel": net.operator.kind}
+        if self.case["solver.backend"] == "petsc":
+            attrs["petsc_ranks"] = par.size if par is not None else rows.Get_size() if rows else 1
+        if self.data_description:
+            attrs["data"] = self.data_description
+        return attrs
+
+    # -- the observers of the forward and co-state solves -------------------------------------
+    def _observers(self, sink, linear_u):
+        """(forward, co-state) observers; a frame's state is a :class:`Layer` (rank 0, gathered)."""
+        net, want = self.net, set(self.saved_fields())
+        S, cells = self.inputs.shape[0], self.mesh.cells
+
+        def fields(frame):
+            f, u = frame.state.f, frame.state.u
+            if "f" in want:
+                frame.fields["f"] = f.reshape((S,) + cells)
+            if "u" in want:
+                frame.fields["u"] = u.reshape((S,) + cells)
+
+        def lyapunov(frame):
+            f, u = frame.state.f, frame.state.u
+            frame.diagnostics.update(lyapunov=net.lyapunov(u), norm_f=net.norm(f), norm_u=net.norm(u))
+
+        def exact(frame):
+            frame.diagnostics.update(self.exact_errors("f", frame.t, frame.state.f.reshape((S,) + cells)))
+
+        def linearised(frame):      # sample 0 along the trajectory, for model.analysis
+            linear_u.append((frame.t, frame.state.u[0].copy(), frame.state.k))
+
+        def costate(frame):         # the paper's r = S lambda / h
+            frame.fields["r"] = (S / self.mesh.cell_volume) * frame.state.reshape((S,) + cells)
+
+        forward = [fields, lyapunov]
+        if "f" in (self.case.get("exact") or {}):
+            forward.append(exact)
+        if self.case["model.analysis"]:
+            forward.append(linearised)
+        forward.append(SinkWriter(sink))
+        saved = self.saved_steps()
+        back = [costate, SinkWriter(sink, put=True, n_saved=len(saved))] if "r" in want else []
+        return forward, back
+
+    def _solve(self, par, root, forward, costate, progress):
+        """Forward and co-state solve (exact discrete adjoint) with the observers at the saved steps."""
+        net, sched, S = self.net, self.schedule, self.inputs.shape[0]
+        slot = {n: i for i, n in enumerate(self.saved_steps())}
 
         def on_state(n, t, f, lin):
             if n not in slot:
                 return
-            U = lin[1] if lin is not None else net.pre_activation(f, sched.interval(min(n, sched.steps - 1)))
+            k = sched.interval(min(n, sched.steps - 1))
+            U = lin[1] if lin is not None else net.pre_activation(f, k)
             if par is not None:
                 f, U = par.gather(f, S), par.gather(U, S)
-            if not root:
-                return
-            fields = {}
-            if "f" in want:
-                fields["f"] = f.reshape((S,) + cells)
-            if "u" in want:
-                fields["u"] = U.reshape((S,) + cells)
-            diags = {"lyapunov": net.lyapunov(U), "norm_f": net.norm(f), "norm_u": net.norm(U)}
-            if analyse:
-                linear_u.append((t, U[0].copy(), sched.interval(min(n, sched.steps - 1))))
-            if exact:
-                ex = self.exact_fields(t).get("f")
-                if ex is not None:
-                    diags["error_f"] = float(np.sqrt(np.mean(self.mesh.integrate((f.reshape((S,) + cells) - ex) ** 2))))
-            sink.save(t, fields, diags)
+            if root:
+                _observe(forward, Frame(slot[n], t, Layer(n, k, f, U)))
 
         def on_costate(n, lam):
-            if n in slot and "r" in want:
+            if n in slot and costate:
                 if par is not None:
                     lam = par.gather(lam, S)
-                if not root:
-                    return
-                sink.put_field("r", slot[n], (S / self.mesh.cell_volume) * lam.reshape((S,) + cells), len(saved))
+                if root:
+                    _observe(costate, Frame(slot[n], sched.time(n), lam))
 
-        J, grad, metrics, fT = engine.loss_and_gradient(self.inputs, self.targets, keep=keep, on_state=on_state,
-                                                        on_costate=on_costate, progress=progress)
+        engine = net if par is None else par
+        return engine.loss_and_gradient(self.inputs, self.targets, keep=self.case["time.checkpoint_every"] or "all",
+                                        on_state=on_state, on_costate=on_costate, progress=progress)
+
+    def _write_controls(self, sink, grad, rows, root, par, fT):
+        """/controls, /gradients (row blocks of a distributed kernel gathered to rank 0), /analysis data."""
+        net, S, cells = self.net, self.inputs.shape[0], self.mesh.cells
         output = net.head.output(fT)
         if par is not None:
             output = par.gather(output, S)
-        gnorm = float(np.sqrt(net.sqnorm(grad)))
         for name, p in net.params.items():
             g = grad[name]
             if rows is not None and name in net.operator.distributed:   # row blocks -> rank 0
@@ -587,11 +383,47 @@ class NetworkModel(Model):
         sink.write("analysis", "targets", np.asarray(self.targets))
         if root:
             sink.write("analysis", "output", output)
-        summary = {"loss": J, "gradient_norm": gnorm, **metrics}
-        if analyse and root:
-            summary.update(self._analysis(sink, linear_u))
-        if self.test is not None:
-            Jt, mt = engine.loss(*self.test)
-            summary.update({"test_loss": Jt, **{"test_" + k: v for k, v in mt.items()}})
-        sink.set_attrs(summary)
-        return summary
+
+    # -- training -------------------------------------------------------------------------------
+    def _train(self, sink, progress):
+        """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
+        c = self.case
+        options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
+                                              "inner_maxiter", "rho", "controls", "head_lr", "box_a",
+                                              "box_b", "eval_every")}
+        options["keep"] = c["time.checkpoint_every"] or "all"
+        method = c["train.method"]
+
+        def write(history):
+            for name, values in history.items():
+                sink.write("train", name, values, {"meaning": TRAIN_DOCS[name]} if name in TRAIN_DOCS else None)
+            last = {k: float(v[-1]) for k, v in history.items() if len(v)}
+            sink.set_attrs({"train_method": method, "train_iterations": int(len(history.get("loss", [])) - 1),
+                            **{f"final_{k}": v for k, v in last.items() if k in TRAIN_DOCS or k == "full_loss"}})
+        try:
+            train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
+                  on_history=write, comm=self.comm if self._parallel() is not None else None)
+        except ValueError as exc:       # bad controls / boxes detected by the drivers
+            raise c.error(str(exc), key="train.method") from None
+
+
+TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0)",
+              "grad_norm": "Euclidean norm of dJ/dtheta over all parameter entries",
+              "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
+              "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
+              "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
+              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
+
+
+class Layer(NamedTuple):
+    """A forward frame's state: step n, its control interval k, f and u = a_k - B_k f (S, N)."""
+
+    n: int
+    k: int
+    f: np.ndarray
+    u: np.ndarray
+
+
+def _observe(observers, frame):
+    for obs in observers:
+        obs(frame)

@@ -7,16 +7,77 @@ exactly z_{l+1} = z_l + tau sigma(a_l - B_l z_l) with B_l = h b_l.
 :class:`NetworkPDE` implements the controlled-system protocol of
 :mod:`solvers.protocol` and computes the loss and its exact gradient (the
 discrete adjoint of the chosen stepper) with respect to every parameter:
-``a`` (K, N), the kernel parameters, and the head's ``W``, ``mu``.
+``a`` (K, N), the kernel parameters, and the head's ``W``, ``mu``, into a
+:class:`Gradient` buffer that the caller owns (``net.zero_grad()`` makes one).
 The discrete co-state lambda_n = dJ/df_n relates to the paper's r by
 r_n = S lambda_n / h for the identity-head L2 loss (r(T) = f(T) - target).
 """
+from typing import Iterable, Mapping, MutableMapping, Optional
+
 import numpy as np
 
 from solvers import Schedule, solve_adjoint, solve_forward
 
 from . import activations as act
 from .blas import small_gemms
+from .objective import add_tikhonov_gradient, tikhonov
+
+
+class Gradient(dict):
+    """dJ/dtheta of a :class:`NetworkPDE`: parameter name -> array shaped like the parameter.
+
+    A dict (the optimisers of :mod:`solvers.optim` read ``grad[name]``) with named views of
+    its parts: :attr:`a`, :attr:`kernel` (the operator's parameters, e.g. ``b``),
+    :attr:`head` (``W``, ``mu``), and :attr:`f0` = dJ/df_0, the co-state at the inputs
+    (set by :meth:`NetworkPDE.loss_and_gradient`; not a parameter, so not an entry).
+
+    The caller owns the buffer: it makes it (:meth:`NetworkPDE.zero_grad`) or re-zeroes it
+    (:meth:`zero`) and hands it to ``vjp``/``solve_adjoint``, which *add* into it. The buffer
+    records which control intervals of the kernel gradient still hold the zeros it was
+    made with, so that the first contribution to such an interval may overwrite instead of
+    add (:meth:`claim`; this saves a pass over K N^2 entries of a dense kernel). Whoever
+    adds into the kernel arrays other than through ``vjp`` calls :meth:`written` first.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], intervals: int, kernel: Iterable[str] = (),
+                 head: Iterable[str] = ()) -> None:
+        super().__init__(arrays)
+        self.intervals = int(intervals)
+        self.kernel_names, self.head_names = tuple(kernel), tuple(head)
+        self.f0 = None
+        self._zero = set(range(self.intervals))
+
+    @property
+    def a(self) -> np.ndarray:
+        return self["a"]
+
+    @property
+    def kernel(self) -> dict[str, np.ndarray]:
+        return {n: self[n] for n in self.kernel_names}
+
+    @property
+    def head(self) -> dict[str, np.ndarray]:
+        return {n: self[n] for n in self.head_names}
+
+    def zero(self) -> "Gradient":
+        """Set every entry to 0 (the buffer is reused); returns the buffer."""
+        for v in self.values():
+            v.fill(0.0)
+        self.f0 = None
+        self._zero = set(range(self.intervals))
+        return self
+
+    def claim(self, k: int) -> bool:
+        """True the first time it is asked for an interval ``k`` whose kernel gradient still
+        holds zeros (the caller then overwrites it); False afterwards."""
+        if k in self._zero:
+            self._zero.discard(k)
+            return True
+        return False
+
+    def written(self) -> None:
+        """Say that the kernel arrays were added into outside ``vjp`` (no interval is zero)."""
+        self._zero.clear()
 
 
 class NetworkPDE:
@@ -50,11 +111,11 @@ class NetworkPDE:
         out.update(self.head.params)
         return out
 
-    _zeroed, _untouched = None, set()
-
-    def zero_grad(self):
+    def zero_grad(self) -> Gradient:
+        """A new zeroed :class:`Gradient` buffer for this network's parameters."""
         # np.zeros gets lazily zeroed pages (calloc); zeros_like would memset the whole buffer
-        return {k: np.zeros(v.shape) for k, v in self.params.items()}
+        return Gradient({k: np.zeros(v.shape) for k, v in self.params.items()}, self.schedule.intervals,
+                        self.operator.params, self.head.params)
 
     # -- controlled-system protocol -------------------------------------------
     def linearise(self, f, k):
@@ -73,15 +134,14 @@ class NetworkPDE:
         act.tangent(U, self.operator.raw(v, k), self.h, self.code, out)
         return out
 
-    def vjp(self, lin, k, w, grad):
+    def vjp(self, lin, k: int, w: np.ndarray, grad: Optional[MutableMapping[str, np.ndarray]]) -> np.ndarray:
         f, U = lin
         ubar = np.empty_like(U)
         act.backprop(U, w, self.code, ubar)
         if grad is not None:
             grad["a"][k] += ubar.sum(axis=0)
             # the first contribution to interval k of a zeroed buffer may overwrite it
-            fresh = grad is self._zeroed and k in self._untouched
-            self._untouched.discard(k)
+            fresh = isinstance(grad, Gradient) and grad.claim(k)
             self.operator.add_grad(grad, k, ubar, f, -self.h, fresh)
         return (-self.h) * self.operator.raw_T(ubar, k)
 
@@ -99,23 +159,8 @@ class NetworkPDE:
         return float(np.mean(np.sqrt(self.h * np.sum(f * f, axis=1))))
 
     def regulariser(self):
-        """R(a, b) with interval durations as time weights (0 when tikhonov = 0)."""
-        if self.tikhonov == 0.0:
-            return 0.0
-        dur = np.array([self.schedule.interval_steps(k) * self.schedule.dt
-                        for k in range(self.schedule.intervals)])
-        quad = {"a": self.h, **self.operator.quadrature(self.h)}
-        total, split = 0.0, 0.0
-        distributed = getattr(self.operator, "distributed", ())
-        for name, w in quad.items():
-            p = self.params[name]
-            part = w * np.sum(dur * np.sum(p.reshape(p.shape[0], -1) ** 2, axis=1))
-            if name in distributed:
-                split += part
-            else:
-                total += part
-        # a row-distributed kernel (distributed.RowDistributedDense): its part summed over ranks
-        return total + self.operator.allsum(split) if distributed else total
+        """R(a, b) (:func:`.objective.tikhonov`)."""
+        return tikhonov(self)
 
     def sqnorm(self, arrays):
         """Sum of squares of every entry of a dict of parameter-shaped arrays (gradients, steps):
@@ -128,14 +173,8 @@ class NetworkPDE:
         return total
 
     def _add_regulariser_grad(self, grad):
-        if self.tikhonov == 0.0:
-            return
-        dur = np.array([self.schedule.interval_steps(k) * self.schedule.dt
-                        for k in range(self.schedule.intervals)])
-        quad = {"a": self.h, **self.operator.quadrature(self.h)}
-        for name, w in quad.items():
-            p = self.params[name]
-            grad[name] += (self.tikhonov * w) * dur.reshape((-1,) + (1,) * (p.ndim - 1)) * p
+        """grad += the gradient of (lambda/2) R (:func:`.objective.add_tikhonov_gradient`)."""
+        add_tikhonov_gradient(self, grad)
 
     # -- solves ---------------------------------------------------------------
     def forward(self, f0, keep="none", on_state=None, progress=None):
@@ -169,12 +208,8 @@ class NetworkPDE:
                            regularise=True):
         fT, tape = self.forward(f0, keep, on_state, progress)
         grad = self.zero_grad()
-        self._zeroed, self._untouched = grad, set(range(self.schedule.intervals))
         J, lam, metrics = self.head.loss(fT, target, grad, samples=samples)
-        try:
-            solve_adjoint(self, tape, lam, grad, on_costate, progress)
-        finally:
-            self._zeroed, self._untouched = None, set()
+        grad.f0 = solve_adjoint(self, tape, lam, grad, on_costate, progress)
         if regularise:
             J += 0.5 * self.tikhonov * self.regulariser()
             self._add_regulariser_grad(grad)

@@ -32,57 +32,17 @@ D_f H = -B^T(sigma'(u) r*) its L^2(Y) gradient, and ||.|| the L^2(Y) norm
 averaged over samples and integrated over the interval like H.
 
 MSA/E-MSA use the Euler Hamiltonian, so they require the ``euler`` stepper.
+
+The objective that the gradient drivers (gd, adam, pam) minimise is in
+:mod:`pdenet.network.objective`.
 """
 import numpy as np
 from scipy import optimize
 
 from solvers import optim
 
-__all__ = ["NetworkObjective", "NetworkPMP", "pam_groups", "sigma_second", "paper_costate",
-           "bang_bang", "maximise_a_per_cell", "trajectory"]
-
-
-# -- the objective protocol of solvers.optim ---------------------------------------------
-class NetworkObjective:
-    """A :class:`NetworkPDE` with fixed data as the objective of :mod:`solvers.optim`.
-
-    ``engine`` evaluates the loss and gradient: the network itself (default) or a
-    :class:`~pdenet.network.distributed.DataParallel` wrapper of it, which splits
-    the samples over MPI ranks and returns the same global J and gradient on every rank.
-    """
-
-    def __init__(self, net, f0, target, keep="all", engine=None):
-        self.net, self.f0, self.target, self.keep = net, f0, target, keep
-        self.engine = net if engine is None else engine
-        self._metrics = {}
-
-    @property
-    def params(self):
-        return self.net.params
-
-    def loss(self):
-        J, self._metrics = self.engine.loss(self.f0, self.target)
-        return J
-
-    def loss_and_gradient(self):
-        J, grad, self._metrics, _ = self.engine.loss_and_gradient(self.f0, self.target, keep=self.keep)
-        return J, grad
-
-    def metrics(self):
-        return dict(self._metrics)
-
-    def sqnorm(self, arrays):
-        """Squared Euclidean norm for the drivers' history (global for a row-distributed kernel)."""
-        return self.net.sqnorm(arrays)
-
-
-def pam_groups(net):
-    """PAM blocks (Algorithm 1): [["a"], kernel parameters + head W, mu].
-
-    The head weights go with b: both act linearly on the state, and the
-    paper's Algorithm 1 has exactly two blocks.
-    """
-    return [["a"], list(net.operator.params) + list(net.head.params)]
+__all__ = ["NetworkPMP", "sigma_second", "paper_costate", "bang_bang", "maximise_a_per_cell",
+           "trajectory"]
 
 
 # -- activation second derivative ----------------------------------------------------------

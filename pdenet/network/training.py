@@ -19,34 +19,12 @@ from solvers import optim
 from solvers.errors import NumericalError
 
 from .distributed import DataParallel, parallel
-from .pmp import NetworkObjective, NetworkPMP, pam_groups
+from .objective import BatchObjective, NetworkObjective, pam_groups
+from .pmp import NetworkPMP
 
 METHODS = ("gd", "adam", "pam", "msa", "emsa")
 
-__all__ = ["METHODS", "train", "BatchObjective"]
-
-
-class BatchObjective(NetworkObjective):
-    """:class:`NetworkObjective` whose gradient calls walk through seeded mini-batches."""
-
-    def __init__(self, net, f0, target, batch_size, seed=0, keep="all", engine=None):
-        super().__init__(net, f0, target, keep, engine)
-        self.all_f0, self.all_target = f0, target
-        self.batch_size = int(batch_size)
-        self.rng = np.random.default_rng(seed)
-        self._order, self._pos = np.empty(0, dtype=int), 0
-
-    def _next(self):
-        S = self.all_f0.shape[0]
-        if self._pos + self.batch_size > self._order.size:
-            self._order, self._pos = self.rng.permutation(S), 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        self.f0, self.target = self.all_f0[idx], self.all_target[idx]
-
-    def loss_and_gradient(self):
-        self._next()
-        return super().loss_and_gradient()
+__all__ = ["METHODS", "train"]
 
 
 def _box(options, net):

@@ -61,7 +61,8 @@ from ..heads import Head
 from ..operators import LowRankOperator
 from ..pde import NetworkPDE
 
-__all__ = ["ReducedProblem", "HJBSolution", "solve_hjb", "open_loop", "MODE_ACTIVATIONS",
+__all__ = ["ReducedProblem", "ReductionError", "HJBSolution", "ClosedLoop", "closed_loop_report", "solve_hjb",
+           "open_loop", "MODE_ACTIVATIONS",
            "sup_sigma", "kernels"]
 
 #: activations with sigma(0) = 0 (the span of the indicator modes is invariant)
@@ -166,6 +167,15 @@ def kernels():
 
 
 # -- the reduced problem -------------------------------------------------------------------
+class ReductionError(ValueError):
+    """A bad argument of :class:`ReducedProblem`; ``argument`` names it (``activation``,
+    ``intervals``, ``box``) so that a caller can point at where it came from."""
+
+    def __init__(self, argument, message):
+        super().__init__(message)
+        self.argument = argument
+
+
 class ReducedProblem:
     """The m-mode reduction (m = 1, 2) of a network on Y = (0, 1) meshed into ``label_cells``.
 
@@ -179,32 +189,32 @@ class ReducedProblem:
                  T, steps):
         self.activation = act.Activation(activation)
         if activation not in MODE_ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} has sigma(0) != 0: the span of the modes is "
-                             f"not invariant; use one of {', '.join(MODE_ACTIVATIONS)}")
+            raise ReductionError("activation", f"activation {activation!r} has sigma(0) != 0: the span of "
+                                 f"the modes is not invariant; use one of {', '.join(MODE_ACTIVATIONS)}")
         N = int(label_cells)
         self.N, self.h = N, 1.0 / N
         self.intervals = [(float(lo), float(hi)) for lo, hi in intervals]
         m = self.m = len(self.intervals)
         if m not in (1, 2):
-            raise ValueError(f"one or two modes, got {m}")
+            raise ReductionError("intervals", f"one or two modes, got {m}")
         y = (np.arange(N) + 0.5) * self.h
         phi = np.zeros((m, N))
         for r, (lo, hi) in enumerate(self.intervals):
             if not 0.0 <= lo < hi <= 1.0:
-                raise ValueError(f"mode {r + 1}: interval ({lo}, {hi}) is not inside (0, 1)")
+                raise ReductionError("intervals", f"mode {r + 1}: interval ({lo}, {hi}) is not inside (0, 1)")
             for x in (lo, hi):
                 if abs(x * N - round(x * N)) > 1e-9:
-                    raise ValueError(f"mode {r + 1}: end point {x} is not a face of the {N}-cell "
-                                     f"label mesh (a multiple of 1/{N})")
+                    raise ReductionError("intervals", f"mode {r + 1}: end point {x} is not a face of the "
+                                         f"{N}-cell label mesh (a multiple of 1/{N})")
             phi[r] = (y > lo) & (y < hi)
         if np.any(phi.sum(axis=0) > 1):
-            raise ValueError("the mode intervals overlap")
+            raise ReductionError("intervals", "the mode intervals overlap")
         self.y, self.phi = y, phi
         self.psi = np.asarray(psi, dtype=float).reshape(m, N)
         self.e = np.broadcast_to(np.asarray(control, dtype=float), (m,)).copy()
         self.box = (float(box[0]), float(box[1]))
         if not self.box[0] <= self.box[1]:
-            raise ValueError(f"box {box}: lower > upper")
+            raise ReductionError("box", f"box {box}: lower > upper")
         self.tikhonov = float(tikhonov)
         self.c0 = np.asarray(c0, dtype=float).reshape(m)
         self.target = np.asarray(target, dtype=float).reshape(m)
@@ -324,6 +334,44 @@ class HJBSolution:
         cost = float(p.dt * np.sum(p.running(alphas)) + p.terminal(c[-1]))
         along = np.array([self.value(n, c[n][None])[0] for n in range(p.steps + 1)])
         return c, alphas, cost, along
+
+
+@dataclass
+class ClosedLoop:
+    """The closed loop of a :class:`HJBSolution` and its checks against the full network."""
+
+    path: np.ndarray
+    """amplitudes c_n (L+1, m)"""
+    alphas: np.ndarray
+    """controls alpha*(c_n, t_n) (L,)"""
+    cost: float
+    value: np.ndarray
+    """V(c_n, t_n) along the path (L+1,)"""
+    cost_to_go: np.ndarray
+    """dt sum_{k>=n} l(alpha_k) + Phi(c_L) (L+1,)"""
+    network_cost: float
+    """the same controls through the full network"""
+    reduction_error: float
+    """max |f_n - sum_r c_n,r phi_r| of the full network's states"""
+
+
+def closed_loop_report(sol):
+    """Run the closed loop of ``sol`` and the same controls through the full network."""
+    p = sol.problem
+    path, alphas, cost, along = sol.closed_loop()
+    run_cost = p.dt * p.running(alphas)
+    to_go = p.terminal(path[-1]) + np.concatenate([np.cumsum(run_cost[::-1])[::-1], [0.0]])
+    # the same closed-loop controls through the full network: same cost, state in the span
+    netdata = p.network()
+    net_cost = p.network_cost(alphas, netdata)
+    net, f0, _ = netdata
+    states = np.full((p.steps + 1, p.N), np.nan)
+
+    def on_state(n, t, y, lin):
+        states[n] = y[0]
+    net.forward(f0, on_state=on_state)
+    reduction_error = float(np.max(np.abs(states - path @ p.phi)))
+    return ClosedLoop(path, alphas, cost, along, to_go, net_cost, reduction_error)
 
 
 def _G2(p):

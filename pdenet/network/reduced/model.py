@@ -7,19 +7,21 @@ function V(c, t) and the feedback alpha*(c, t) live; the label mesh of the netwo
 ``model.label_cells`` cells on Y = (0, 1).
 
 Output: ``/fields/value`` (V^n on the c-grid) and ``/fields/feedback`` (alpha* at t_n; NaN
-at T) at ``model.outputs`` + 1 times; diagnostics ``value_on_path`` (V along the closed loop)
+at T) at the saves of ``[time] outputs`` (default 4) or ``save_every``; ``model.outputs`` is a
+deprecated alias of ``time.outputs``; diagnostics ``value_on_path`` (V along the closed loop)
 and ``cost_to_go`` (the closed loop's actual remaining cost); ``/analysis``: the closed-loop
 and open-loop paths and controls, the Gram matrix, the modes; root attributes
 ``value_c0``, ``cost_closed_loop``, ``cost_open_loop`` and their differences.
 """
 import math
+import warnings
 
 import numpy as np
 
 from ...case import REQUIRED, Key, resolve_time
 from ...errors import CaseError
 from ...expr import coordinate_env, coordinate_names
-from .hjb import MODE_ACTIVATIONS, ReducedProblem, open_loop, solve_hjb, sup_sigma
+from .hjb import MODE_ACTIVATIONS, ReducedProblem, ReductionError, closed_loop_report, open_loop, solve_hjb, sup_sigma
 from ...models.base import Model
 
 
@@ -59,7 +61,8 @@ class NetworkHJBModel(Model):
                                 "(box ends included).", minimum=2),
             "refine": Key("int", 40, "Golden-section iterations refining the best alpha (0: grid "
                           "only).", minimum=0),
-            "outputs": Key("int", 4, "Saved times after t = 0.", positive=True),
+            "outputs": Key("int", None, "Deprecated alias of [time] outputs (saved times after t = 0; "
+                           "default 4).", positive=True),
             "open_loop": Key("bool", True, "Also minimise over open-loop controls by L-BFGS-B with "
                              "the full network's gradient (the reference optimum)."),
             "open_loop_maxiter": Key("int", 1000, "L-BFGS-B iterations per start.", positive=True),
@@ -72,8 +75,17 @@ class NetworkHJBModel(Model):
         if time["stepper"] != "euler":
             raise CaseError("the dynamic programme uses the network's explicit-Euler step; use "
                             "stepper = \"euler\"", key="time.stepper")
-        data["time"] = resolve_time(time)
+        data["time"] = time = resolve_time(time)
         mdl = data["model"]
+        if mdl["outputs"] is not None:          # the deprecated alias of [time] outputs
+            if time.get("outputs") is not None or time.get("save_every") is not None:
+                raise CaseError("model.outputs is the deprecated alias of [time] outputs; give only "
+                                "[time] outputs (or save_every)", key="model.outputs")
+            warnings.warn("network-hjb: model.outputs is deprecated; use [time] outputs", FutureWarning,
+                          stacklevel=2)
+            time["outputs"] = mdl["outputs"]
+        if time.get("outputs") is None and time.get("save_every") is None:
+            time["outputs"] = DEFAULT_OUTPUTS
         modes = mdl["modes"]
         if (not isinstance(modes, list) or not 1 <= len(modes) <= 2
                 or not all(isinstance(p, list) and len(p) == 2 and all(
@@ -117,8 +129,8 @@ class NetworkHJBModel(Model):
                                           _as_list(control), c["model.box"], c["model.tikhonov"],
                                           _as_list(c["model.c0"]), _as_list(c["model.target"]),
                                           c["time.t_end"], c["time.steps"])
-        except ValueError as exc:
-            raise c.error(str(exc), key="model.modes") from None
+        except ReductionError as exc:
+            raise c.error(str(exc), key=PROBLEM_KEYS[exc.argument]) from None
         p = self.problem
         reach = sup_sigma(p.activation.name) * p.T
         if math.isfinite(reach):
@@ -130,6 +142,7 @@ class NetworkHJBModel(Model):
                               key="mesh.lower")
         if not np.all(np.isfinite(p.G)):
             raise c.error("psi gives non-finite values", key="model.psi")
+        self.saves = self.save_schedule(p.T, p.steps)
 
     def work_units(self):
         return self.problem.steps + 2
@@ -137,28 +150,14 @@ class NetworkHJBModel(Model):
     def run(self, sink, progress=lambda k: None):
         c, p = self.case, self.problem
         sol = solve_hjb(p, self.mesh, c["model.alpha_points"], c["model.refine"], progress)
-        path, alphas, cost, along = sol.closed_loop()
+        loop = closed_loop_report(sol)
+        path, alphas, cost, along, to_go = loop.path, loop.alphas, loop.cost, loop.value, loop.cost_to_go
         L, dt = p.steps, p.dt
-        run_cost = p.dt * p.running(alphas)
-        to_go = p.terminal(path[-1]) + np.concatenate([np.cumsum(run_cost[::-1])[::-1], [0.0]])
         progress(1)
-        # the same closed-loop controls through the full network: same cost, state in the span
-        netdata = p.network()
-        net_cost = p.network_cost(alphas, netdata)
-        net, f0, _ = netdata
-        states = np.full((L + 1, p.N), np.nan)
-
-        def on_state(n, t, y, lin):
-            states[n] = y[0]
-        net.forward(f0, on_state=on_state)
-        reduction_error = float(np.max(np.abs(states - path @ p.phi)))
-
         shape = tuple(self.mesh.cells)
-        nsave = c["model.outputs"]
-        save_n = sorted({round(L * j / nsave) for j in range(nsave + 1)})
-        for n in save_n:
+        for n, t_n in zip(self.saves.steps, self.saves.times):
             fb = sol.A[n].reshape(shape) if n < L else np.full(shape, np.nan)
-            sink.save(n * dt, {"value": sol.V[n].reshape(shape), "feedback": fb},
+            sink.save(t_n, {"value": sol.V[n].reshape(shape), "feedback": fb},
                       {"value_on_path": float(along[n]), "cost_to_go": float(to_go[n]),
                        "path_c1": float(path[n, 0]),
                        **({"path_c2": float(path[n, 1])} if p.m == 2 else {})})
@@ -178,7 +177,7 @@ class NetworkHJBModel(Model):
             an["value_all"] = (sol.V[:, :, 0], "V(c, t_n) at every step (L+1, cells)")
             an["feedback_all"] = (sol.A[:, :, 0], "alpha*(c, t_n) at every step (L, cells)")
         summary = {"value_c0": float(along[0]), "cost_closed_loop": cost,
-                   "network_cost_closed_loop": net_cost, "reduction_error": reduction_error,
+                   "network_cost_closed_loop": loop.network_cost, "reduction_error": loop.reduction_error,
                    "closed_minus_value": cost - float(along[0]), "modes": p.m, "steps": L,
                    "running_weight": p.rc}
         progress(1)
@@ -196,6 +195,11 @@ class NetworkHJBModel(Model):
             sink.write("analysis", name, np.asarray(arr), {"meaning": meaning})
         sink.set_attrs(summary)
         return summary
+
+
+DEFAULT_OUTPUTS = 4
+#: the argument of ReducedProblem a ReductionError names -> the case key it came from
+PROBLEM_KEYS = {"activation": "model.activation", "intervals": "model.modes", "box": "model.box"}
 
 
 def _as_list(v):
