@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pdenet.network import NetworkPDE
-from pdenet.network.pmp import NetworkObjective, NetworkPMP
+from pdenet.network.objective import NetworkObjective
+from pdenet.network.pmp import NetworkPMP
 from solvers import STEPPERS, ExplicitRK, Theta, make_stepper
 from solvers.protocol import (ControlledSystem, HasMetrics, HasSqnorm, Objective, PMPSystem, Stepper)
 
