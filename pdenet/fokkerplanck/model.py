@@ -4,7 +4,16 @@ Finite volumes with Scharfetter-Gummel fluxes (:mod:`pdenet.fokkerplanck.fv`), e
 (numba, automatic stable step), implicit Euler, BDF2 and Crank-Nicolson (sparse LU,
 :mod:`solvers.linear`) or a direct steady-state solve; diagnostics per save, first-passage
 times with an absorbing set, and an SDE particle ensemble of the same drift and diffusion.
+
+This module reads the case: it builds the coefficients (:mod:`.coefficients`), the stepper as a
+fixed-step system (:mod:`.systems`) and the per-save observers (:mod:`.observers`), marches them
+with :func:`solvers.march.march` and writes the analysis after the march (:mod:`.analysis`).
+The numerics raise ``ValueError``; the model names the case key.
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 import numpy as np
 
 from solvers.linear import steady_state
@@ -18,7 +27,7 @@ from ..models.base import Model
 from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential
-from .fv import ABSORBING, boundary_kinds
+from .fv import ABSORBING, FokkerPlanckOperator, boundary_kinds
 from .observers import DensityDiagnostics, Last, Particles, SGDChains, with_state
 from .particles import ParticleEnsemble
 from .systems import DmdaExplicitSystem, ExplicitSystem, ImplicitSystem, PetscLinearSystem
@@ -129,7 +138,7 @@ class FokkerPlanckModel(Model):
         return data
 
     # -- construction: everything run() would reject is rejected here -------------------------------
-    def __init__(self, case, comm=None):
+    def __init__(self, case: Any, comm: Any = None):
         super().__init__(case, comm)
         mesh, nd, m = self.mesh, self.mesh.ndim, case["model"]
         try:
@@ -192,7 +201,8 @@ class FokkerPlanckModel(Model):
                 raise case.error("every cell is absorbing", key="model.absorbing")
         if self.sgd is not None:
             lr, B, faces = case["sgd.lr"], case["sgd.batch"], mesh.faces[0]
-            return Coefficients(mesh, Potential(self.sgd.f(mesh.axes[0])), Drift([self.sgd.ito_drift(faces, lr, B)]),
+            return Coefficients(mesh, Potential(self.sgd.f(mesh.axes[0])),
+                                Drift([self.sgd.ito_drift(faces, lr, B)]),
                                 Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr)
         potential = drift = None
         if m["potential"] is not None:
@@ -208,14 +218,14 @@ class FokkerPlanckModel(Model):
             raise case.error(str(exc), key=key) from None
         return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr)
 
-    def operator(self, t):
+    def operator(self, t: float) -> FokkerPlanckOperator:
         """The finite-volume generator at time t."""
         try:
             return self.coefficients.operator(t)
         except ValueError as exc:
             raise self.case.error(str(exc), key="model.diffusion") from None
 
-    def D_scalar(self, t):
+    def D_scalar(self, t: float) -> float | None:
         """The scalar D when the diffusion is isotropic and constant in space (else None)."""
         return self.coefficients.diffusion.scalar(self.mesh, t)
 
@@ -241,7 +251,7 @@ class FokkerPlanckModel(Model):
                                       "or use an implicit stepper", key="time.dt")
         self.steps, self.dt, self.t_end = int(t["steps"]), float(t["dt"]), float(t["t_end"])
 
-    def initial(self):
+    def initial(self) -> np.ndarray:
         mesh = self.mesh
         expr = self.case.expression("model.initial", coordinate_names("x", mesh.ndim))
         rho = np.asarray(expr(shape=mesh.shape, **coordinate_env("x", mesh.centres())), dtype=float).copy()
@@ -257,12 +267,12 @@ class FokkerPlanckModel(Model):
             rho /= mass
         return rho
 
-    def work_units(self):
+    def work_units(self) -> int:
         return max(self.steps, 1)
 
     # -- running ------------------------------------------------------------
-    def run(self, sink, progress=lambda k: None):
-        c, op = self.case, self.op0
+    def run(self, sink: Any, progress: Callable[[int], Any] = lambda k: None) -> dict[str, float]:
+        op = self.op0
         sink.set_attrs({"stepper": self.stepper, "dt": self.dt, "steps": self.steps,
                         "gradient_drift": bool(op.is_gradient), "boundary_kinds": [list(k) for k in op.kinds]})
         last = Last()
@@ -273,7 +283,7 @@ class FokkerPlanckModel(Model):
                 observe(frame)
             progress(1)
         else:
-            system, companions = self._system(sink), self._companions()
+            companions, system = self._companions(), self._system(sink)
             try:
                 march(system, self.rho0, self.schedule,
                       [require_finite("density"), *self._observers(sink, last, *companions)], progress)
@@ -281,7 +291,7 @@ class FokkerPlanckModel(Model):
             finally:
                 system.destroy()
             summary.update(self._analysis(sink, companions))
-        summary.update({k: v for k, v in last.diagnostics.items() if k in SUMMARY})
+        summary.update({k: last.diagnostics[k] for k in SUMMARY if k in last.diagnostics})
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
         return summary
@@ -344,8 +354,8 @@ class FokkerPlanckModel(Model):
                                  np.random.default_rng(seed), mesh))
         count = c["particles.count"]
         if count:
-            ens = ParticleEnsemble(mesh, self.kinds, co.velocity, co.noise,
-                                   co.absorbed if co.absorbing_expr is not None else None, seed=c["particles.seed"])
+            absorbed = co.absorbed if co.absorbing_expr is not None else None
+            ens = ParticleEnsemble(mesh, self.kinds, co.velocity, co.noise, absorbed, seed=c["particles.seed"])
             start = c["particles.start"]
             ens.start(ens.sample(self.rho0, count) if start is None else
                       np.tile(np.atleast_1d(np.asarray(start, dtype=float)), (count, 1)))
