@@ -207,15 +207,17 @@ class FokkerPlanckModel(Model):
         potential = drift = None
         if m["potential"] is not None:
             potential = Potential.from_expression(case.expression("model.potential", names), mesh)
-        key = "model.drift"
         try:
             if m["drift"] is not None:
-                drift = Drift.from_expressions(m["drift"], lambda e: case.expression(key, names, text=e), mesh)
-            key = "model.diffusion"
-            diffusion = Diffusion.parse(m["diffusion"], mesh.ndim,
-                                        lambda e: case.expression(key, names + ("t",), text=e))
+                drift = Drift.from_expressions(
+                    m["drift"], lambda e: case.expression("model.drift", names, text=e), mesh)
         except ValueError as exc:
-            raise case.error(str(exc), key=key) from None
+            raise case.error(str(exc), key="model.drift") from None
+        try:
+            diffusion = Diffusion.parse(m["diffusion"], mesh.ndim,
+                                        lambda e: case.expression("model.diffusion", names + ("t",), text=e))
+        except ValueError as exc:
+            raise case.error(str(exc), key="model.diffusion") from None
         return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr)
 
     def operator(self, t: float) -> FokkerPlanckOperator:
