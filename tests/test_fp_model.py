@@ -135,6 +135,15 @@ def test_mfpt_particles_and_survival():
     assert np.abs(r.diagnostics["particle_survival"] - S).max() < 4 * np.sqrt(0.25 / 1000)
 
 
+def test_until_absorbed_stops_at_max_time():
+    # the particles' steps to max_time sum to just under it (2.9999999999998908): the run must
+    # stop there, not retry a step shorter than round-off forever
+    r = run("fp_kramers.toml", "particles.count=50", "time.t_end=1.0", "particles.max_time=3.0")
+    alive = r.analysis["particle_alive"].astype(bool)
+    assert alive.any() and np.all(np.isnan(r.analysis["particle_exit_times"][alive]))
+    assert r.attrs.get("particle_absorbed_fraction", 0.0) < 1
+
+
 # -- 4. Non-isotropic --------------------------------------------------------------------
 def test_nonisotropic_covariance_is_lyapunov_and_current_circulates():
     H = np.diag([1.0, 2.0])

@@ -38,7 +38,10 @@ def particle_escape(sink: Any, ens: ParticleEnsemble, dt: float, t_end: float, a
                            "particle: its mass is the particle survival)"})
     if until_absorbed and absorbing:
         while ens.alive.any() and ens.t < max_time:
+            t0 = ens.t
             ens.run_until(min(ens.t + 100.0 * max(t_end, 1.0), max_time), dt)
+            if ens.t == t0:  # within round-off of max_time (the steps' sum fell just short of it)
+                break
     sink.write("analysis", "particle_positions", ens.X)
     sink.write("analysis", "particle_alive", ens.alive.astype(np.int8))
     out: dict[str, float] = {}
