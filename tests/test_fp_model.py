@@ -344,3 +344,29 @@ def test_validate_rejects_what_run_rejects(tmp_path):
     assert "model.initial: the initial density is negative somewhere" in v.stderr
     assert v.stderr.strip().splitlines()[-1] == r.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_observers_cope_with_a_rank_without_the_density(monkeypatch):
+    # a distributed system (PETSc DMDA) returns the gathered density on rank 0 only, None on the
+    # other ranks: there every observer (diagnostics, exact error, particles, sink) does nothing
+    from pdenet.fokkerplanck.model import FokkerPlanckModel
+
+    class Elsewhere:
+        def __init__(self, dt):
+            self.dt, self.destroyed = dt, False
+
+        def advance(self, rho, n0, n):
+            return None
+
+        def summary(self):
+            return {}
+
+        def destroy(self):
+            self.destroyed = True
+
+    systems = []
+    monkeypatch.setattr(FokkerPlanckModel, "_system", lambda self, sink: systems.append(Elsewhere(self.dt))
+                        or systems[-1])
+    r = run("fp_kramers.toml", "time.t_end=2.0", "particles.count=20", "particles.until_absorbed=false")
+    assert list(r.time) == [0.0] and r.fields["rho"].shape[0] == 1  # the initial state only
+    assert systems[0].destroyed and r.status == "complete"
