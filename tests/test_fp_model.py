@@ -258,6 +258,15 @@ def test_outputs_saves_equally_spaced():
     assert np.all(r.diagnostics["error_rho_max"] >= 0)
 
 
+def test_outputs_with_the_automatic_explicit_step():
+    # the automatic step count is rounded up to a multiple of outputs (the step only gets smaller)
+    case = raw_case("fp_ou_1d.toml", ("steps", "save_every"), stepper="explicit", outputs=7)
+    plain = raw_case("fp_ou_1d.toml", ("steps",), stepper="explicit")
+    model, auto = case.model_cls(case), plain.model_cls(plain)
+    assert model.steps % 7 == 0 and auto.steps <= model.steps < auto.steps + 7
+    assert np.allclose(model.schedule.times, np.linspace(0, 1.0, 8))
+
+
 def test_explicit_dt_too_large_is_rejected():
     case = raw_case("fp_ou_1d.toml", ("steps",), stepper="explicit", dt=0.1)
     with pytest.raises(CaseError, match="exceeds the largest positivity-preserving"):

@@ -246,6 +246,8 @@ class FokkerPlanckModel(Model):
                 safe = self.op0.max_stable_dt()
             if t.get("steps") is None and t.get("dt") is None:
                 steps = int(np.ceil(t["t_end"] / (cfl * safe)))
+                if t.get("outputs"):  # equally spaced saves fall on steps: round the count up
+                    steps = -(-steps // t["outputs"]) * t["outputs"]
                 t.update(steps=steps, dt=t["t_end"] / steps)
             elif t["dt"] > safe * (1 + 1e-12):
                 raise self.case.error(f"dt = {t['dt']:.4g} exceeds the largest positivity-preserving "
