@@ -32,7 +32,7 @@ from .errors import CaseError, PdenetError
 STATUSES = ("complete", "failed", "interrupted")
 SUMMARY = "summary.h5"
 #: attributes shown first in the printed table when a run sets them
-PREFERRED = ("loss", "accuracy", "test_loss", "test_accuracy", "mass", "free_energy", "error_rho",
+PREFERRED = ("loss", "accuracy", "test_loss", "test_accuracy", "mass", "free_energy", "error_rho_l2",
              "steady_residual", "mfpt_initial", "error")
 _TAG = 17
 

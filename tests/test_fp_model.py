@@ -141,6 +141,15 @@ def test_mfpt_particles_and_survival():
     assert np.abs(r.diagnostics["particle_survival"] - S).max() < 4 * np.sqrt(0.25 / 1000)
 
 
+def test_until_absorbed_stops_at_max_time():
+    # the particles' steps to max_time sum to just under it (2.9999999999998908): the run must
+    # stop there, not retry a step shorter than round-off forever
+    r = run("fp_kramers.toml", "particles.count=50", "time.t_end=1.0", "particles.max_time=3.0")
+    alive = r.analysis["particle_alive"].astype(bool)
+    assert alive.any() and np.all(np.isnan(r.analysis["particle_exit_times"][alive]))
+    assert r.attrs.get("particle_absorbed_fraction", 0.0) < 1
+
+
 # -- 4. Non-isotropic --------------------------------------------------------------------
 def test_nonisotropic_covariance_is_lyapunov_and_current_circulates():
     H = np.diag([1.0, 2.0])
@@ -220,6 +229,50 @@ def test_input_errors_name_key(override, key, words):
     assert "fp_ou_2d.toml" in str(exc.value)
 
 
+@pytest.mark.parametrize("override,key,words", [
+    ("model.diffusion=[[1.0, 0.5], [0.2, 1.0]]", "model.diffusion", "the diffusion tensor must be symmetric"),
+    ("model.diffusion=[[1.0, 2.0], [2.0, 1.0]]", "model.diffusion", "must be positive definite"),
+    ('model.diffusion="x1 - 0.5"', "model.diffusion", "must be positive on every face"),
+    ('mesh.boundary={kind="dirichlet", value=1.0}', "mesh.boundary", "noflux, periodic or dirichlet"),
+])
+def test_numerics_errors_name_key_at_construction(override, key, words):
+    # the operator raises plain ValueErrors; the model maps them to the case key, with the file
+    case = pdenet.load_case(case_path("fp_ou_2d.toml"), [override])
+    with pytest.raises(CaseError) as exc:
+        case.model_cls(case)
+    assert f"fp_ou_2d.toml: {key}: " in str(exc.value) and words in str(exc.value)
+
+
+@pytest.mark.parametrize("override,key,words", [
+    ('model.initial="x1 - 10"', "model.initial", "negative somewhere"),
+    ('time.stepper="steady"', "time.stepper", "absorbing set is zero"),
+    ("time.outputs=7", "time.outputs", "do not fall on the 50 steps"),
+])
+def test_run_errors_are_found_at_construction(override, key, words):
+    # everything run() would reject is rejected while building the model (before any output)
+    overrides = [override] + (['model.absorbing="x1 > 2"'] if "steady" in override else [])
+    case = raw_case("fp_ou_2d.toml", ("save_every",)).with_overrides(overrides)
+    with pytest.raises(CaseError) as exc:
+        case.model_cls(case)
+    assert key in str(exc.value) and words in str(exc.value)
+
+
+def test_outputs_saves_equally_spaced():
+    r = pdenet.run(raw_case("fp_ou_1d.toml", ("save_every",), outputs=4), write=False)
+    assert np.allclose(r.time, [0, 0.25, 0.5, 0.75, 1.0])
+    assert set(r.diagnostics) >= {"error_rho_l2", "error_rho_max"}
+    assert np.all(r.diagnostics["error_rho_max"] >= 0)
+
+
+def test_outputs_with_the_automatic_explicit_step():
+    # the automatic step count is rounded up to a multiple of outputs (the step only gets smaller)
+    case = raw_case("fp_ou_1d.toml", ("steps", "save_every"), stepper="explicit", outputs=7)
+    plain = raw_case("fp_ou_1d.toml", ("steps",), stepper="explicit")
+    model, auto = case.model_cls(case), plain.model_cls(plain)
+    assert model.steps % 7 == 0 and auto.steps <= model.steps < auto.steps + 7
+    assert np.allclose(model.schedule.times, np.linspace(0, 1.0, 8))
+
+
 def test_explicit_dt_too_large_is_rejected():
     case = raw_case("fp_ou_1d.toml", ("steps",), stepper="explicit", dt=0.1)
     with pytest.raises(CaseError, match="exceeds the largest positivity-preserving"):
@@ -293,5 +346,42 @@ def test_annealing_explicit_automatic_step():
     r = pdenet.run(case, write=False)
     # the automatic step is safe for the largest D on [0, t_end]: D(1) = 1
     assert r.attrs["dt"] <= 0.9 * (r.mesh.spacing[0] ** 2 / 2.0) * 1.01
-    assert r.attrs["error_rho"] < 2e-3
+    assert r.attrs["error_rho_l2"] < 2e-3
     assert r.fields["rho"].min() >= 0 and abs(r.diagnostics["mass"][-1] - 1) < 1e-12
+
+
+def test_validate_rejects_what_run_rejects(tmp_path):
+    # the initial density is evaluated while the model is built: validate and run say the same
+    args = (case_path("fp_ou_1d.toml"), "--set", 'model.initial="x - 10"')
+    v = run_cli("validate", *args)
+    r = run_cli("run", *args, "-q", "-o", str(tmp_path / "o.h5"))
+    assert v.returncode != 0 and r.returncode != 0
+    assert "model.initial: the initial density is negative somewhere" in v.stderr
+    assert v.stderr.strip().splitlines()[-1] == r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o.h5").exists()
+
+
+def test_observers_cope_with_a_rank_without_the_density(monkeypatch):
+    # a distributed system (PETSc DMDA) returns the gathered density on rank 0 only, None on the
+    # other ranks: there every observer (diagnostics, exact error, particles, sink) does nothing
+    from pdenet.fokkerplanck.model import FokkerPlanckModel
+
+    class Elsewhere:
+        def __init__(self, dt):
+            self.dt, self.destroyed = dt, False
+
+        def advance(self, rho, n0, n):
+            return None
+
+        def summary(self):
+            return {}
+
+        def destroy(self):
+            self.destroyed = True
+
+    systems = []
+    monkeypatch.setattr(FokkerPlanckModel, "_system", lambda self, sink: systems.append(Elsewhere(self.dt))
+                        or systems[-1])
+    r = run("fp_kramers.toml", "time.t_end=2.0", "particles.count=20", "particles.until_absorbed=false")
+    assert list(r.time) == [0.0] and r.fields["rho"].shape[0] == 1  # the initial state only
+    assert systems[0].destroyed and r.status == "complete"

@@ -40,7 +40,7 @@ def check_sweep(out, ranks):
             assert rec["status"] == "complete", rec["message"]
             assert r.attrs["stepper"] == steppers[s] and tuple(r.mesh.cells) == ((20,), (40,))[c]
             # the headline attributes are the run's own
-            for k in ("mass", "free_energy", "error_rho"):
+            for k in ("mass", "free_energy", "error_rho_l2", "error_rho_max"):
                 assert rec["attrs"][k] == pytest.approx(r.attrs[k], rel=1e-15), k
             assert abs(rec["attrs"]["mass"] - 1) < 1e-12
     assert sorted({rec["rank"] for rec in recs}) == list(range(ranks))
@@ -61,7 +61,7 @@ def test_sweep_serial(tmp_path):
     assert "7 complete, 1 failed of 8 cases" in lines
     assert any(l.startswith("[7] failed:") and "time.dt" in l for l in lines)
     # the finer mesh is closer to the exact solution
-    err = {tuple(r["values"].values()): r["attrs"].get("error_rho") for r in recs}
+    err = {tuple(r["values"].values()): r["attrs"].get("error_rho_l2") for r in recs}
     assert err[("cn", "[40]")] < err[("cn", "[20]")]
 
 

@@ -33,8 +33,6 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import CaseError
-
 ABSORBING, NOFLUX, PERIODIC = "dirichlet", "noflux", "periodic"
 
 
@@ -60,8 +58,13 @@ def _side_kind(b):
         return PERIODIC
     if kind == "dirichlet" and b.value == 0.0:
         return ABSORBING
-    raise CaseError(f"the Fokker-Planck model takes noflux, periodic or dirichlet (value 0, absorbing) "
-                    f"boundaries, got {kind} with value {b.value:g}", key="mesh.boundary")
+    raise ValueError(f"the Fokker-Planck model takes noflux, periodic or dirichlet (value 0, absorbing) "
+                     f"boundaries, got {kind} with value {b.value:g}")
+
+
+def boundary_kinds(mesh):
+    """(low, high) of noflux/periodic/dirichlet per dimension; ValueError for another boundary."""
+    return tuple(tuple(_side_kind(b) for b in pair) for pair in mesh.boundary)
 
 
 def face_coordinates(mesh, d):
@@ -223,7 +226,7 @@ class FokkerPlanckOperator:
         self.mesh = mesh
         nd = mesh.ndim
         self.ndim = nd
-        self.kinds = tuple(tuple(_side_kind(b) for b in pair) for pair in mesh.boundary)
+        self.kinds = boundary_kinds(mesh)
         self.periodic = tuple(k[0] == PERIODIC for k in self.kinds)
         if potential is not None and callable(potential):
             potential = potential(*mesh.centres())
@@ -241,18 +244,18 @@ class FokkerPlanckOperator:
         elif _is_matrix(D, nd):
             M = np.asarray(D, dtype=float)
             if not np.allclose(M, M.T):
-                raise CaseError("the diffusion tensor must be symmetric", key="model.diffusion")
+                raise ValueError("the diffusion tensor must be symmetric")
             if np.any(np.linalg.eigvalsh(M) <= 0):
-                raise CaseError("the diffusion tensor must be positive definite", key="model.diffusion")
+                raise ValueError("the diffusion tensor must be positive definite")
             self.tensor = M
             self.D_diag = np.diag(M).copy()
         else:
             d = np.asarray(D, dtype=float)
             self.D_diag = np.full(nd, float(d)) if d.ndim == 0 else d.copy()
             if self.D_diag.shape != (nd,):
-                raise CaseError(f"give one diffusion coefficient or {nd}", key="model.diffusion")
+                raise ValueError(f"give one diffusion coefficient or {nd}")
             if np.any(self.D_diag <= 0):
-                raise CaseError("diffusion coefficients must be positive", key="model.diffusion")
+                raise ValueError("diffusion coefficients must be positive")
         if absorbing is not None:
             absorbing = np.broadcast_to(np.asarray(absorbing, dtype=bool), mesh.cells)
             if not absorbing.any():
@@ -316,8 +319,7 @@ class FokkerPlanckOperator:
                 vh = vh + b * dist
             Df = self.diag_field[d] if self.diag_field is not None else np.full(shape, self.D_diag[d])
             if np.any(Df <= 0):
-                raise CaseError("the diffusion coefficient must be positive on every face",
-                                key="model.diffusion")
+                raise ValueError("the diffusion coefficient must be positive on every face")
             z = vh / Df
             cL = Df / dist * bernoulli(-z)
             cR = Df / dist * bernoulli(z)

@@ -4,24 +4,41 @@ Finite volumes with Scharfetter-Gummel fluxes (:mod:`pdenet.fokkerplanck.fv`), e
 (numba, automatic stable step), implicit Euler, BDF2 and Crank-Nicolson (sparse LU,
 :mod:`solvers.linear`) or a direct steady-state solve; diagnostics per save, first-passage
 times with an absorbing set, and an SDE particle ensemble of the same drift and diffusion.
-"""
-import numpy as np
-from scipy.interpolate import RegularGridInterpolator
 
-from solvers.linear import LinearStepper, steady_state
+This module reads the case: it builds the coefficients (:mod:`.coefficients`), the stepper as a
+fixed-step system (:mod:`.systems`) and the per-save observers (:mod:`.observers`), marches them
+with :func:`solvers.march.march` and writes the analysis after the march (:mod:`.analysis`).
+The numerics raise ``ValueError``; the model names the case key.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from solvers.linear import steady_state
+from solvers.march import Frame, march, require_finite
 
 from ..case import Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
-from . import diagnostics as fpd
-from .fv import ABSORBING, FokkerPlanckOperator, face_coordinates
-from .particles import ParticleEnsemble
+from ..io.sink import SinkWriter
 from ..models.base import Model
+from . import analysis
+from . import diagnostics as fpd
+from .coefficients import Coefficients, Diffusion, Drift, Potential
+from .fv import ABSORBING, FokkerPlanckOperator, boundary_kinds
+from .observers import DensityDiagnostics, Last, Particles, SGDChains, with_state
+from .particles import ParticleEnsemble
+from .systems import DmdaExplicitSystem, ExplicitSystem, ImplicitSystem, PetscLinearSystem
 
 STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
 #: steppers that [solver] backend = "petsc" runs (solvers.petsc_backend; explicit on a DMDA,
 #: pdenet.fokkerplanck.dmda)
 PETSC_STEPPERS = STEPPERS
+#: diagnostics of the last save copied to the run's summary attributes
+SUMMARY = ("mass", "free_energy", "relative_entropy", "circulation", "error_rho_l2", "error_rho_max", "min_rho",
+           "sgd_l1", "sgd_mean", "sgd_var")
 
 
 class FokkerPlanckModel(Model):
@@ -121,44 +138,27 @@ class FokkerPlanckModel(Model):
         data["time"] = resolve_time(time)
         return data
 
-    # -- construction -------------------------------------------------------
-    def __init__(self, case, comm=None):
+    # -- construction: everything run() would reject is rejected here -------------------------------
+    def __init__(self, case: Any, comm: Any = None):
         super().__init__(case, comm)
-        mesh, nd = self.mesh, self.mesh.ndim
-        self.names = coordinate_names("x", nd)
-        self.env = coordinate_env("x", mesh.centres())
-        m = case["model"]
-        self.f_expr = case.expression("model.potential", self.names) if m["potential"] is not None else None
-        self.b_exprs = None
-        if m["drift"] is not None:
-            if len(m["drift"]) != nd:
-                raise case.error(f"has {len(m['drift'])} components, the mesh has {nd} dimensions",
-                                 key="model.drift")
-            self.b_exprs = [case.expression("model.drift", self.names, text=t) for t in m["drift"]]
-        self._parse_diffusion(m["diffusion"])
-        self.sgd = self.chains = None
+        mesh, nd, m = self.mesh, self.mesh.ndim, case["model"]
+        try:
+            self.kinds = boundary_kinds(mesh)
+        except ValueError as exc:
+            raise case.error(str(exc), key="mesh.boundary") from None
+        self.sgd = None
         if case["sgd.loss"] is not None:
             if nd != 1:
                 raise case.error("SGD's diffusion is implemented for one parameter: a 1-D mesh", key="sgd.loss")
             from .sgd import SGDProblem
             s = case["sgd"]
             self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
-            self.D_const = self.D_tensor = None
-            self.D_exprs, self.D_time, self.D_space = None, False, True
-        self.absorbing_expr = None
-        absorbing = None
-        if m["absorbing"] is not None:
-            self.absorbing_expr = case.expression("model.absorbing", self.names)
-            absorbing = self.absorbing_expr(shape=mesh.shape, **self.env) > 0
-            if absorbing.all():
-                raise case.error("every cell is absorbing", key="model.absorbing")
-        self.absorbing = absorbing
-        try:
-            self.op0 = self.operator(0.0)
-        except CaseError as exc:
-            raise exc.at(source=case.source) from None
-        self.has_absorption = (absorbing is not None and bool(absorbing.any())) or any(
-            k == ABSORBING for pair in self.op0.kinds for k in pair)
+        self.coefficients = self._coefficients(m)
+        self.D_time = self.coefficients.diffusion.in_time
+        self.absorbing = self.coefficients.absorbing
+        self.op0 = self.operator(0.0)
+        self.has_absorption = (self.absorbing is not None and bool(self.absorbing.any())) or any(
+            k == ABSORBING for pair in self.kinds for k in pair)
         if m["mfpt_from"] is not None and len(m["mfpt_from"] if isinstance(m["mfpt_from"], list) else [0]) != nd:
             raise case.error(f"give a point with {nd} coordinates", key="model.mfpt_from")
         if m["kramers"] is not None and (nd != 1 or len(np.atleast_1d(m["kramers"])) != 2):
@@ -175,102 +175,66 @@ class FokkerPlanckModel(Model):
                              "diffusion); use an implicit stepper or backend = \"builtin\"",
                              key="model.diffusion")
         self._resolve_time()
-        # checked and evaluated here, not first in run, so that validation rejects what run would
-        if self.stepper == "steady" and absorbing is not None:
-            raise case.error("a steady state with an absorbing set is zero; use a time stepper",
-                             key="time.stepper")
-        if self.stepper != "steady" and self.sgd is not None and case["sgd.chains"]:
+        self.want = self.saved_fields()
+        if self.stepper == "steady":
+            self.rho0 = None
+            if case["model.initial"] is not None:  # not used by a steady solve: parsed
+                case.expression("model.initial", coordinate_names("x", self.mesh.ndim))
+            if self.absorbing is not None:
+                raise case.error("a steady state with an absorbing set is zero; use a time stepper",
+                                 key="time.stepper")
+        else:
+            self.rho0 = self.initial()
+            self.schedule = self.save_schedule(self.t_end, self.steps)
             lr = case["sgd.lr"]
-            if abs(self.dt / lr - round(self.dt / lr)) > 1e-9 * self.dt / lr or self.dt < lr * (1 - 1e-12):
+            if self.sgd is not None and case["sgd.chains"] and (
+                    abs(self.dt / lr - round(self.dt / lr)) > 1e-9 * self.dt / lr or self.dt < lr * (1 - 1e-12)):
                 raise case.error(f"with sgd.chains the PDE step dt = {self.dt:g} must be a whole number of "
                                  f"SGD steps lr = {lr:g}", key="time.dt")
-        if m["initial"] is not None:
-            if self.stepper == "steady":
-                case.expression("model.initial", self.names)  # not used by a steady solve: parsed
-            else:
-                self.initial()
-        if self.D_time and self.t_end > 0.0:
-            self.diffusion_at(self.t_end)
+            if self.D_time and self.t_end > 0.0:  # D(t) evaluated at both ends of time
+                self.operator(self.t_end)
 
-    def _parse_diffusion(self, D):
-        c, nd = self.case, self.mesh.ndim
-        names = self.names + ("t",)
-        self.D_tensor, self.D_exprs, self.D_const = None, None, None
-        key = "model.diffusion"
-        if isinstance(D, bool):
-            raise c.error(f"expected a number, expression or list, got {D!r}", key=key)
-        if isinstance(D, (int, float)):
-            if D <= 0:
-                raise c.error(f"must be positive, got {D!r}", key=key)
-            self.D_const = np.full(nd, float(D))
-        elif isinstance(D, str):
-            self.D_exprs = [c.expression(key, names, text=D)] * nd
-        elif isinstance(D, list) and D and all(isinstance(r, list) for r in D):
-            if nd == 1 or len(D) != nd or any(len(r) != nd for r in D) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for r in D for v in r):
-                raise c.error(f"a tensor is an {nd} x {nd} list of lists of numbers (2-D/3-D meshes)",
-                              key=key)
-            self.D_tensor = np.array(D, dtype=float)
-        elif isinstance(D, list) and len(D) == nd:
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in D):
-                if any(v <= 0 for v in D):
-                    raise c.error(f"must be positive, got {D!r}", key=key)
-                self.D_const = np.array(D, dtype=float)
-            else:
-                self.D_exprs = []
-                for v in D:
-                    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-                        raise c.error(f"entries are numbers or expressions, got {v!r}", key=key)
-                    self.D_exprs.append(c.expression(key, names, text=v))
-        else:
-            raise c.error(f"expected a number, an expression, a list of {nd} entries or an "
-                          f"{nd} x {nd} tensor, got {D!r}", key=key)
-        self.D_time = self.D_exprs is not None and any("t" in e.names for e in self.D_exprs)
-        self.D_space = self.D_exprs is not None and any(set(e.names) - {"t"} for e in self.D_exprs)
-
-    def diffusion_at(self, t):
-        """The diffusion argument of FokkerPlanckOperator at time t."""
+    def _coefficients(self, m):
+        """Potential, drift, diffusion and absorbing set from the case (or from [sgd])."""
+        case, mesh = self.case, self.mesh
+        names = coordinate_names("x", mesh.ndim)
+        absorbing = absorbing_expr = None
+        if m["absorbing"] is not None:
+            absorbing_expr = case.expression("model.absorbing", names)
+            absorbing = absorbing_expr(shape=mesh.shape, **coordinate_env("x", mesh.centres())) > 0
+            if absorbing.all():
+                raise case.error("every cell is absorbing", key="model.absorbing")
         if self.sgd is not None:
-            return [self.sgd.diffusion(self.mesh.faces[0], self.case["sgd.lr"], self.case["sgd.batch"])]
-        if self.D_tensor is not None:
-            return self.D_tensor
-        if self.D_const is not None:
-            return self.D_const
-        mesh, t = self.mesh, np.float64(t)
-        if not self.D_space:
-            return np.array([float(np.broadcast_to(e(t=t), ()))
-                             for e in self.D_exprs])
-        fields = []
-        for d, e in enumerate(self.D_exprs):
-            env = coordinate_env("x", face_coordinates(mesh, d))
-            shape = list(mesh.cells)
-            shape[d] += 1
-            fields.append(e(shape=tuple(shape), t=t, **env))
-        return fields
+            lr, B, faces = case["sgd.lr"], case["sgd.batch"], mesh.faces[0]
+            return Coefficients(mesh, Potential(self.sgd.f(mesh.axes[0])),
+                                Drift([self.sgd.ito_drift(faces, lr, B)]),
+                                Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr)
+        potential = drift = None
+        if m["potential"] is not None:
+            potential = Potential.from_expression(case.expression("model.potential", names), mesh)
+        try:
+            if m["drift"] is not None:
+                drift = Drift.from_expressions(
+                    m["drift"], lambda e: case.expression("model.drift", names, text=e), mesh)
+        except ValueError as exc:
+            raise case.error(str(exc), key="model.drift") from None
+        try:
+            diffusion = Diffusion.parse(m["diffusion"], mesh.ndim,
+                                        lambda e: case.expression("model.diffusion", names + ("t",), text=e))
+        except ValueError as exc:
+            raise case.error(str(exc), key="model.diffusion") from None
+        return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr)
 
-    def D_scalar(self, t):
+    def operator(self, t: float) -> FokkerPlanckOperator:
+        """The finite-volume generator at time t."""
+        try:
+            return self.coefficients.operator(t)
+        except ValueError as exc:
+            raise self.case.error(str(exc), key="model.diffusion") from None
+
+    def D_scalar(self, t: float) -> float | None:
         """The scalar D when the diffusion is isotropic and constant in space (else None)."""
-        if self.D_tensor is not None or self.D_space:
-            return None
-        D = np.asarray(self.diffusion_at(t), dtype=float)
-        return float(D[0]) if np.all(D == D[0]) else None
-
-    def operator(self, t):
-        mesh = self.mesh
-        if self.sgd is not None:
-            lr, B = self.case["sgd.lr"], self.case["sgd.batch"]
-            return FokkerPlanckOperator(mesh, self.sgd.f(mesh.axes[0]),
-                                        [self.sgd.ito_drift(mesh.faces[0], lr, B)],
-                                        self.diffusion_at(t), self.absorbing)
-        potential = self.f_expr(shape=mesh.shape, **self.env) if self.f_expr is not None else None
-        drift = None
-        if self.b_exprs is not None:
-            drift = []
-            for d, e in enumerate(self.b_exprs):
-                shape = list(mesh.cells)
-                shape[d] += 1
-                drift.append(e(shape=tuple(shape), **coordinate_env("x", face_coordinates(mesh, d))))
-        return FokkerPlanckOperator(mesh, potential, drift, self.diffusion_at(t), self.absorbing)
+        return self.coefficients.diffusion.scalar(self.mesh, t)
 
     def _resolve_time(self):
         t = dict(self.case["time"])
@@ -287,6 +251,8 @@ class FokkerPlanckModel(Model):
                 safe = self.op0.max_stable_dt()
             if t.get("steps") is None and t.get("dt") is None:
                 steps = int(np.ceil(t["t_end"] / (cfl * safe)))
+                if t.get("outputs"):  # equally spaced saves fall on steps: round the count up
+                    steps = -(-steps // t["outputs"]) * t["outputs"]
                 t.update(steps=steps, dt=t["t_end"] / steps)
             elif t["dt"] > safe * (1 + 1e-12):
                 raise self.case.error(f"dt = {t['dt']:.4g} exceeds the largest positivity-preserving "
@@ -294,10 +260,10 @@ class FokkerPlanckModel(Model):
                                       "or use an implicit stepper", key="time.dt")
         self.steps, self.dt, self.t_end = int(t["steps"]), float(t["dt"]), float(t["t_end"])
 
-    def initial(self):
+    def initial(self) -> np.ndarray:
         mesh = self.mesh
-        rho = np.asarray(self.case.expression("model.initial", self.names)(shape=mesh.shape, **self.env),
-                         dtype=float).copy()
+        expr = self.case.expression("model.initial", coordinate_names("x", mesh.ndim))
+        rho = np.asarray(expr(shape=mesh.shape, **coordinate_env("x", mesh.centres())), dtype=float).copy()
         if np.any(rho < 0):
             raise self.case.error("the initial density is negative somewhere", key="model.initial")
         if self.absorbing is not None:
@@ -310,259 +276,117 @@ class FokkerPlanckModel(Model):
             rho /= mass
         return rho
 
-    def work_units(self):
+    def work_units(self) -> int:
         return max(self.steps, 1)
 
-    # -- particles ----------------------------------------------------------
-    def _ensemble(self):
-        c, mesh, nd = self.case, self.mesh, self.mesh.ndim
-        span = np.array([u - l for l, u in zip(mesh.lower, mesh.upper)])
-        eps = 1e-6 * span
-
-        def env(X):
-            return coordinate_env("x", [X[:, d] for d in range(nd)])
-
-        def velocity(X, t):
-            n = X.shape[0]
-            v = np.zeros((n, nd))
-            if self.f_expr is not None:
-                for d in range(nd):
-                    Xp, Xm = X.copy(), X.copy()
-                    Xp[:, d] += eps[d]
-                    Xm[:, d] -= eps[d]
-                    v[:, d] -= (self.f_expr(shape=(n,), **env(Xp)) - self.f_expr(shape=(n,), **env(Xm))) \
-                        / (2 * eps[d])
-            if self.b_exprs is not None:
-                for d, e in enumerate(self.b_exprs):
-                    v[:, d] += e(shape=(n,), **env(X))
-            if self.D_space:  # Ito correction: + d_d D_d
-                for d, e in enumerate(self.D_exprs):
-                    Xp, Xm = X.copy(), X.copy()
-                    Xp[:, d] += eps[d]
-                    Xm[:, d] -= eps[d]
-                    v[:, d] += (e(shape=(n,), t=np.float64(t), **env(Xp))
-                                - e(shape=(n,), t=np.float64(t), **env(Xm))) / (2 * eps[d])
-            return v
-
-        if self.D_tensor is not None:
-            S = np.linalg.cholesky(2.0 * self.D_tensor)
-
-            def noise(X, t, dW):
-                return dW @ S.T
-        else:
-            def noise(X, t, dW):
-                if self.D_const is not None:
-                    return dW * np.sqrt(2.0 * self.D_const)
-                n = X.shape[0]
-                s = np.stack([np.broadcast_to(e(shape=(n,), t=np.float64(t), **env(X)), (n,))
-                              for e in self.D_exprs], axis=1)
-                return dW * np.sqrt(2.0 * s)
-
-        absorbing = None
-        if self.absorbing_expr is not None:
-            def absorbing(X):
-                return np.asarray(self.absorbing_expr(shape=(X.shape[0],), **env(X))) > 0
-        return ParticleEnsemble(mesh, self.op0.kinds, velocity, noise, absorbing, seed=c["particles.seed"])
-
     # -- running ------------------------------------------------------------
-    def run(self, sink, progress=lambda k: None):
-        c, mesh = self.case, self.mesh
-        want = set(self.saved_fields())
+    def run(self, sink: Any, progress: Callable[[int], Any] = lambda k: None) -> dict[str, float]:
         op = self.op0
-        exact = c.get("exact") or {}
-        attrs = {"stepper": self.stepper, "dt": self.dt, "steps": self.steps,
-                 "gradient_drift": bool(op.is_gradient), "boundary_kinds": [list(k) for k in op.kinds]}
-        sink.set_attrs(attrs)
-        summary = {}
-        state = {"n_saved": 0}
-
-        pcount = c["particles.count"]
-        ens = None
-
-        def save(t, rho, op):
-            Ds = self.D_scalar(t)
-            gibbs = None
-            if op.potential is not None and Ds is not None and op.is_gradient and not self.has_absorption:
-                gibbs = op.gibbs(Ds)
-            diags, J = fpd.diagnostics(op, rho, Ds, gibbs)
-            if self.has_absorption:
-                diags["survival"] = diags["mass"]
-            if "rho" in exact:
-                ex = self.exact_fields(t)["rho"]
-                diags["error_rho"] = float(np.sqrt(mesh.integrate((rho - ex) ** 2)))
-            fields = {}
-            if "rho" in want:
-                fields["rho"] = rho
-            if "current" in want:
-                for d in range(mesh.ndim):
-                    fields[f"current_{d + 1}"] = J[d]
-            if self.chains is not None:
-                lr = c["sgd.lr"]
-                n_target = int(round(t / lr))
-                steps = n_target - self.chain_step
-                if steps > 0:
-                    self.chain_theta = self.sgd.run_chains(self.chain_theta, lr, c["sgd.batch"], steps,
-                                                           self.chains, mesh.lower[0], mesh.upper[0])
-                    self.chain_step = n_target
-                hist = np.histogram(self.chain_theta, bins=mesh.faces[0])[0] / (
-                    self.chain_theta.size * mesh.cell_volume)
-                diags["sgd_l1"] = float(mesh.integrate(np.abs(hist - rho)))
-                diags["sgd_mean"] = float(self.chain_theta.mean())
-                diags["sgd_var"] = float(self.chain_theta.var())
-                self.chain_hist = hist
-            if ens is not None:
-                ens.run_until(t, self.pdt)
-                hist = ens.density()
-                diags["particle_survival"] = float(ens.alive.mean())
-                diags["particle_l1"] = float(mesh.integrate(np.abs(hist - rho)))
-                pm = ens.mean()
-                for d in range(mesh.ndim):
-                    diags[f"particle_mean_{d + 1}"] = float(pm[d])
-            sink.save(t, fields, diags)
-            state["n_saved"] += 1
-            state["last"] = diags
-
+        sink.set_attrs({"stepper": self.stepper, "dt": self.dt, "steps": self.steps,
+                        "gradient_drift": bool(op.is_gradient), "boundary_kinds": [list(k) for k in op.kinds]})
+        last = Last()
         if self.stepper == "steady":
-            A = op.matrix()
-            w = np.full(mesh.size, mesh.cell_volume)
-            if self.absorbing is not None:
-                raise c.error("a steady state with an absorbing set is zero; use a time stepper",
-                              key="time.stepper")
-            if self.petsc:
-                pb = self._petsc_module()
-                # an iterative solve of a density spanning many decades stagnates near 1e-11:
-                # krylov_tol, but not below 1e-10 (-ksp_rtol in petsc_options overrides)
-                rho, resid, info = pb.steady_state(A, w, comm=self.comm, options=c["solver.petsc_options"],
-                                                   rtol=max(c["solver.krylov_tol"], 1e-10))
-                summary["krylov_iterations"] = info["iterations"]
-                sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
-            else:
-                rho, resid = steady_state(A, w, pivot=op.has_cross_terms)
-            rho = rho.reshape(mesh.cells)
-            save(0.0, rho, op)
-            summary["steady_residual"] = resid
-            if op.is_gradient:
-                summary["steady_gibbs_max_rel_error"] = float(np.abs(rho - op.gibbs()).max() / rho.max())
+            rho, summary = self._steady(sink)
+            frame = Frame(0, 0.0, rho)
+            for observe in self._observers(sink, last):
+                observe(frame)
             progress(1)
         else:
-            rho = self.initial()
-            rho0 = rho.copy()
-            self.chains = None
-            if self.sgd is not None and c["sgd.chains"]:
-                lr = c["sgd.lr"]
-                if abs(self.dt / lr - round(self.dt / lr)) > 1e-9 * self.dt / lr or self.dt < lr * (1 - 1e-12):
-                    raise c.error(f"with sgd.chains the PDE step dt = {self.dt:g} must be a whole number of "
-                                  f"SGD steps lr = {lr:g}", key="time.dt")
-                self.chains = np.random.default_rng(c["sgd.chain_seed"])
-                X0 = ParticleEnsemble(mesh, op.kinds, None, None, seed=c["sgd.chain_seed"]).sample(
-                    rho0, c["sgd.chains"])
-                self.chain_theta, self.chain_step = X0[:, 0].copy(), 0
-            if pcount:
-                self.pdt = c["particles.dt"] or min(self.dt, 0.01)
-                ens = self._ensemble()
-                start = c["particles.start"]
-                if start is not None:
-                    X0 = np.tile(np.atleast_1d(np.asarray(start, dtype=float)), (pcount, 1))
-                else:
-                    X0 = ens.sample(rho0, pcount)
-                ens.start(X0)
-            every = c["time.save_every"]
-            dt, steps = self.dt, self.steps
-            save(0.0, rho, op)
-            if self.stepper == "explicit" and self.petsc:
-                rho = self._explicit_dmda(op, rho, save, progress, sink)
-            elif self.stepper == "explicit":
-                n = 0
-                while n < steps:
-                    chunk = min(every - n % every, steps - n)
-                    if self.D_time:
-                        for k in range(chunk):
-                            op = self.operator((n + k) * dt)
-                            rho = self._euler(op, rho, dt, 1)
-                    else:
-                        rho = self._euler(op, rho, dt, chunk)
-                    n += chunk
-                    if not np.all(np.isfinite(rho)):
-                        from solvers.errors import NumericalError
-                        raise NumericalError(f"non-finite density at t = {n * dt:g}")
-                    progress(chunk)
-                    save(n * dt, rho, self.operator(n * dt) if self.D_time else op)
-            elif self.petsc:
-                pb = self._petsc_module()
-                st = pb.PetscLinearStepper(self.stepper, op.matrix(), dt, comm=self.comm,
-                                           options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
-                sink.set_attrs({"petsc_solver": st.ksp_description(), "petsc_ts": st.ts_description(),
-                                "petsc_ranks": self._ranks()})
-                st.set_state(rho.ravel())
-                n = 0
-                while n < steps:
-                    chunk = min(every - n % every, steps - n)
-                    st.advance(chunk, progress)
-                    n += chunk
-                    save(n * dt, st.gather().reshape(mesh.cells), op)
-                rho = st.gather().reshape(mesh.cells)
-                summary["krylov_iterations"] = st.iterations
-                st.destroy()
-            else:
-                matrix = (lambda t: self.operator(t).matrix()) if self.D_time else op.matrix()
-                st = LinearStepper(self.stepper, matrix, dt, pivot=op.has_cross_terms)
-                y = rho.ravel().copy()
-                for n in range(steps):
-                    y = st.step(y, n * dt)
-                    progress(1)
-                    if (n + 1) % every == 0 or n + 1 == steps:
-                        t = (n + 1) * dt
-                        save(t, y.reshape(mesh.cells), self.operator(t) if self.D_time else op)
-                rho = y.reshape(mesh.cells)
-                summary["factorisations"] = st.factorisations
-            # first passage
-            if self.has_absorption:
-                T = fpd.mfpt_field(self.op0.matrix(), self.absorbing).reshape(mesh.cells)
-                sink.write("analysis", "mfpt", T, {"meaning": "mean first-passage time to the absorbing "
-                                                   "set from each cell (backward equation A^T T = -1)"})
-                summary["mfpt_initial"] = float(mesh.integrate(T * rho0) / mesh.integrate(rho0))
-                point = c["model.mfpt_from"]
-                if point is not None:
-                    interp = RegularGridInterpolator(mesh.axes, T, bounds_error=False, fill_value=None)
-                    summary["mfpt_at_point"] = float(interp(np.atleast_1d(point).reshape(1, -1))[0])
-            kr = c["model.kramers"]
-            if kr is not None and self.f_expr is not None and mesh.ndim == 1 and self.D_scalar(0.0):
-                f = lambda x: float(self.f_expr(x=np.float64(x), x1=np.float64(x)))  # noqa: E731
-                summary["kramers_time"] = fpd.kramers_1d(f, kr[0], kr[1], self.D_scalar(0.0))
-            if ens is not None:
-                sink.write("analysis", "particle_histogram", ens.density(),
-                           {"meaning": "particle density at t_end (histogram on the cells, per initial "
-                                       "particle: its mass is the particle survival)"})
-                if c["particles.until_absorbed"] and self.has_absorption:
-                    tmax = c["particles.max_time"]
-                    while ens.alive.any() and ens.t < tmax:
-                        ens.run_until(min(ens.t + 100.0 * max(self.t_end, 1.0), tmax), self.pdt)
-                sink.write("analysis", "particle_positions", ens.X)
-                sink.write("analysis", "particle_alive", ens.alive.astype(np.int8))
-                if self.has_absorption:
-                    et = ens.exit_time
-                    sink.write("analysis", "particle_exit_times", et,
-                               {"meaning": "absorption time of each particle (nan: not absorbed)"})
-                    done = np.isfinite(et)
-                    if done.any():
-                        summary["particle_mfpt"] = float(np.mean(et[done]))
-                        summary["particle_mfpt_stderr"] = float(np.std(et[done], ddof=1) / np.sqrt(done.sum())) \
-                            if done.sum() > 1 else float("nan")
-                        summary["particle_absorbed_fraction"] = float(done.mean())
-        if getattr(self, "chains", None) is not None:
-            sink.write("analysis", "sgd_histogram", self.chain_hist,
-                       {"meaning": "density of the SGD runs at the last save (histogram on the cells)"})
-            sink.write("analysis", "sgd_theta", self.chain_theta)
-            sink.write("analysis", "sgd_diffusion", self.diffusion_at(0.0)[0],
-                       {"meaning": "D(theta) = lr Sigma(theta) / (2 batch) at the cell faces"})
-            sink.write("analysis", "sgd_loss", self.sgd.f(mesh.axes[0]))
-        last = state.get("last", {})
-        for k in ("mass", "free_energy", "relative_entropy", "circulation", "error_rho", "min_rho",
-                  "sgd_l1", "sgd_mean", "sgd_var"):
-            if k in last:
-                summary[k] = last[k]
+            companions, system = self._companions(), self._system(sink)
+            try:
+                march(system, self.rho0, self.schedule,
+                      [require_finite("density"), *self._observers(sink, last, *companions)], progress)
+                summary = system.summary()
+            finally:
+                system.destroy()
+            summary.update(self._analysis(sink, companions))
+        summary.update({k: last.diagnostics[k] for k in SUMMARY if k in last.diagnostics})
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
+        return summary
+
+    def _observers(self, sink, last, *companions):
+        """Diagnostics and fields, the error against [exact], the companions (SGD runs, particles),
+        the summary's last values and the sink."""
+        obs = [DensityDiagnostics(self.op0, self.D_scalar, self.has_absorption, self.want,
+                                  self.operator if self.D_time else None)]
+        if "rho" in (self.case.get("exact") or {}):
+            obs.append(lambda f: f.state is None or f.diagnostics.update(self.exact_errors("rho", f.t, f.state)))
+        return [*obs, *companions, last, with_state(SinkWriter(sink))]
+
+    def _steady(self, sink):
+        """The steady state by a direct (built-in) or Krylov (PETSc) solve, and its summary."""
+        c, op, mesh = self.case, self.op0, self.mesh
+        A, w, summary = op.matrix(), np.full(mesh.size, mesh.cell_volume), {}
+        if self.petsc:
+            pb = self._petsc_module()
+            # an iterative solve of a density spanning many decades stagnates near 1e-11:
+            # krylov_tol, but not below 1e-10 (-ksp_rtol in petsc_options overrides)
+            rho, resid, info = pb.steady_state(A, w, comm=self.comm, options=c["solver.petsc_options"],
+                                               rtol=max(c["solver.krylov_tol"], 1e-10))
+            summary["krylov_iterations"] = info["iterations"]
+            sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
+        else:
+            rho, resid = steady_state(A, w, pivot=op.has_cross_terms)
+        rho = rho.reshape(mesh.cells)
+        summary["steady_residual"] = resid
+        if op.is_gradient:
+            summary["steady_gibbs_max_rel_error"] = float(np.abs(rho - op.gibbs()).max() / rho.max())
+        return rho, summary
+
+    def _system(self, sink):
+        """The fixed-step system of the case's stepper and backend."""
+        c, op, dt = self.case, self.op0, self.dt
+        if self.stepper == "explicit" and self.petsc:
+            self._petsc_module()
+            sink.set_attrs({"petsc_solver": "dmda/explicit", "petsc_ranks": self._ranks()})
+            return DmdaExplicitSystem(op, dt, self.rho0, self.comm)
+        if self.stepper == "explicit":
+            return ExplicitSystem(op, dt, self.operator if self.D_time else None)
+        if self.petsc:
+            s = PetscLinearSystem(self._petsc_module(), self.stepper, op.matrix(), dt, self.rho0, comm=self.comm,
+                                  options=c["solver.petsc_options"], rtol=c["solver.krylov_tol"])
+            sink.set_attrs({"petsc_solver": s.stepper.ksp_description(), "petsc_ts": s.stepper.ts_description(),
+                            "petsc_ranks": self._ranks()})
+            return s
+        matrix = (lambda t: self.operator(t).matrix()) if self.D_time else op.matrix()
+        return ImplicitSystem(self.stepper, matrix, dt, pivot=op.has_cross_terms)
+
+    def _companions(self):
+        """Observers simulating beside the PDE: the SGD runs ([sgd] chains), the particles."""
+        c, mesh, co = self.case, self.mesh, self.coefficients
+        out = []
+        if self.sgd is not None and c["sgd.chains"]:
+            seed = c["sgd.chain_seed"]
+            X0 = ParticleEnsemble(mesh, self.kinds, None, None, seed=seed).sample(self.rho0, c["sgd.chains"])
+            out.append(SGDChains(self.sgd, c["sgd.lr"], c["sgd.batch"], X0[:, 0].copy(),
+                                 np.random.default_rng(seed), mesh))
+        count = c["particles.count"]
+        if count:
+            absorbed = co.absorbed if co.absorbing_expr is not None else None
+            ens = ParticleEnsemble(mesh, self.kinds, co.velocity, co.noise, absorbed, seed=c["particles.seed"])
+            start = c["particles.start"]
+            ens.start(ens.sample(self.rho0, count) if start is None else
+                      np.tile(np.atleast_1d(np.asarray(start, dtype=float)), (count, 1)))
+            out.append(Particles(ens, c["particles.dt"] or min(self.dt, 0.01)))
+        return out
+
+    def _analysis(self, sink, companions):
+        """After the march: first-passage times, Kramers' time, particle escape, the SGD runs."""
+        c, mesh, summary = self.case, self.mesh, {}
+        if self.has_absorption:
+            summary.update(analysis.first_passage(sink, self.op0, self.absorbing, self.rho0, c["model.mfpt_from"]))
+        kr, f, D = c["model.kramers"], self.coefficients.potential, self.D_scalar(0.0)
+        if kr is not None and f is not None and f.expr is not None and mesh.ndim == 1 and D:
+            summary["kramers_time"] = fpd.kramers_1d(f.at, kr[0], kr[1], D)
+        for comp in companions:
+            if isinstance(comp, Particles):
+                summary.update(analysis.particle_escape(
+                    sink, comp.ensemble, comp.dt, self.t_end, self.has_absorption,
+                    c["particles.until_absorbed"], c["particles.max_time"]))
+            else:
+                analysis.sgd_runs(sink, comp.histogram, comp.theta, self.coefficients.diffusion.faces[0],
+                                  self.coefficients.potential.values)
         return summary
 
     def _petsc_module(self):
@@ -574,43 +398,5 @@ class FokkerPlanckModel(Model):
             raise self.case.error(str(exc), key="solver.backend") from None
         return petsc_backend
 
-    def _explicit_dmda(self, op, rho, save, progress, sink):
-        """The explicit stepper on a DMDA over the ranks (forward Euler with the serial kernel's
-        per-cell arithmetic); saves gather the density to rank 0, which alone computes the
-        diagnostics (the other ranks return None)."""
-        self._petsc_module()
-        from .dmda import DmdaEuler
-        from solvers.errors import NumericalError
-
-        st = DmdaEuler(op, self.comm)
-        sink.set_attrs({"petsc_solver": "dmda/explicit", "petsc_ranks": self._ranks()})
-        try:
-            st.set_state(rho)
-            every, dt, steps, n = self.case["time.save_every"], self.dt, self.steps, 0
-            whole = rho
-            while n < steps:
-                chunk = min(every - n % every, steps - n)
-                st.advance(chunk, dt)
-                n += chunk
-                if not st.all_finite():
-                    raise NumericalError(f"non-finite density at t = {n * dt:g}")
-                progress(chunk)
-                whole = st.gather(root_only=True)
-                if whole is not None:
-                    save(n * dt, whole, op)
-            return whole
-        finally:
-            st.destroy()
-
     def _ranks(self):
         return 1 if self.comm is None else int(self.comm.Get_size())
-
-    @staticmethod
-    def _euler(op, rho, dt, nsteps):
-        if op.has_cross_terms:
-            A = op.matrix()
-            y = rho.ravel()
-            for _ in range(nsteps):
-                y = y + dt * (A @ y)
-            return y.reshape(rho.shape)
-        return op.explicit_steps(rho, dt, nsteps)

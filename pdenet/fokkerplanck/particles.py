@@ -6,7 +6,7 @@ The PDE rho_t = div(rho grad f) - div(b rho) + div(D grad rho) is the law of
 
 (div D is the column divergence, zero for a constant D). The drift and the
 diffusion are evaluated on all particles at once (numpy, from the case's
-expressions; the gradient of f by central differences of step 1e-6 times the
+expressions: :class:`pdenet.fokkerplanck.coefficients.Coefficients`; the gradient of f by central differences of step 1e-6 times the
 box size); the position update, the walls (reflection for no-flux, wrapping
 for periodic, absorption for Dirichlet) and the escape bookkeeping run in one
 numba kernel.

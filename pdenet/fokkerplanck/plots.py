@@ -10,7 +10,7 @@ import numpy as np
 from ..plot import plt
 
 _SHOWN = ("mass", "free_energy", "relative_entropy", "survival", "circulation", "current_l1",
-          "error_rho", "particle_l1", "sgd_l1")
+          "error_rho_l2", "particle_l1", "sgd_l1")
 
 
 def _diag_panel(ax, result):
