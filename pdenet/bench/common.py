@@ -101,6 +101,7 @@ def time_rounds(fn: Callable[[], Any], repeat: int, *, warm_up: bool = True, per
     for i in range(repeat):
         if barrier is not None:
             barrier()
+        last = None  # the previous result is freed before the next call (peak memory of one call)
         t0 = time.perf_counter()
         last = fn()
         if barrier is not None:
