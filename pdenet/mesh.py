@@ -17,8 +17,17 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import CaseError
 from .resources import format_bytes, total_memory
+
+
+class MeshError(ValueError):
+    """A mesh that cannot be built; ``argument`` names the offending argument (``cells``,
+    ``lower``, ``upper``, ``boundary``, or "" for their combination). The case layer maps it to
+    the ``[mesh]`` key (:meth:`pdenet.models.base.Model.build_mesh`)."""
+
+    def __init__(self, message: str, argument: str = "") -> None:
+        super().__init__(message)
+        self.argument = argument
 
 BOUNDARY_KINDS = ("periodic", "noflux", "dirichlet", "neumann", "extrapolate", "none")
 
@@ -36,8 +45,8 @@ class Boundary:
 
     def __post_init__(self):
         if self.kind not in BOUNDARY_KINDS:
-            raise CaseError(f"unknown boundary kind {self.kind!r}; one of {', '.join(BOUNDARY_KINDS)}",
-                            key="mesh.boundary")
+            raise MeshError(f"unknown boundary kind {self.kind!r}; one of {', '.join(BOUNDARY_KINDS)}",
+                            "boundary")
 
 
 def _as_tuple(value, ndim, name, kind):
@@ -45,23 +54,23 @@ def _as_tuple(value, ndim, name, kind):
         value = [value] * ndim
     value = list(value)
     if len(value) != ndim:
-        raise CaseError(f"has {len(value)} entries, expected {ndim} (one per dimension)", key=f"mesh.{name}")
+        raise MeshError(f"has {len(value)} entries, expected {ndim} (one per dimension)", name)
     try:
         return tuple(kind(v) for v in value)
     except (TypeError, ValueError):
-        raise CaseError(f"entries must be {kind.__name__}s, got {value!r}", key=f"mesh.{name}") from None
+        raise MeshError(f"entries must be {kind.__name__}s, got {value!r}", name) from None
 
 
 def check_fits(cells: tuple[int, ...], memory: int | None = None) -> None:
-    """CaseError (key mesh.cells) when one float64 field on ``cells`` exceeds the physical memory
+    """MeshError (argument cells) when one float64 field on ``cells`` exceeds the physical memory
     (``memory`` bytes; default: this machine's). Nothing is allocated; called by :class:`Mesh`
     before any array of the mesh exists."""
     have = total_memory() if memory is None else memory
     n = math.prod(cells)
     need = 8 * n
     if have is not None and need > have:
-        raise CaseError(f"{n:.3g} cells ({' x '.join(map(str, cells))}): one field needs "
-                        f"{format_bytes(need)}, this machine has {format_bytes(have)}", key="mesh.cells")
+        raise MeshError(f"{n:.3g} cells ({' x '.join(map(str, cells))}): one field needs "
+                        f"{format_bytes(need)}, this machine has {format_bytes(have)}", "cells")
 
 
 class Mesh:
@@ -79,22 +88,22 @@ class Mesh:
         sizes = [np.size(v) for v in (lower, upper, cells)]
         ndim = max(sizes)
         if len({n for n, v in zip(sizes, (lower, upper, cells)) if np.ndim(v) > 0}) > 1:
-            raise CaseError(f"lower, upper and cells have {sizes[0]}, {sizes[1]} and {sizes[2]} entries; "
-                            "give one per dimension", key="mesh")
+            raise MeshError(f"lower, upper and cells have {sizes[0]}, {sizes[1]} and {sizes[2]} entries; "
+                            "give one per dimension", "")
         if not 1 <= ndim <= 3:
-            raise CaseError(f"meshes have 1, 2 or 3 dimensions, got {ndim}", key="mesh.cells")
+            raise MeshError(f"meshes have 1, 2 or 3 dimensions, got {ndim}", "cells")
         self.lower = _as_tuple(lower, ndim, "lower", float)
         self.upper = _as_tuple(upper, ndim, "upper", float)
         cells_in = [cells] * ndim if np.ndim(cells) == 0 else list(cells)
         if any(isinstance(c, float) and not float(c).is_integer() for c in cells_in):
-            raise CaseError(f"cell counts must be integers, got {cells_in!r}", key="mesh.cells")
+            raise MeshError(f"cell counts must be integers, got {cells_in!r}", "cells")
         self.cells = _as_tuple(cells_in, ndim, "cells", int)
         if any(c < 1 for c in self.cells):
-            raise CaseError(f"cell counts must be positive, got {list(self.cells)}", key="mesh.cells")
+            raise MeshError(f"cell counts must be positive, got {list(self.cells)}", "cells")
         check_fits(self.cells)
         if any(not (u > l) for l, u in zip(self.lower, self.upper)):
-            raise CaseError(f"upper must exceed lower in every dimension, got lower={list(self.lower)} "
-                            f"upper={list(self.upper)}", key="mesh.upper")
+            raise MeshError(f"upper must exceed lower in every dimension, got lower={list(self.lower)} "
+                            f"upper={list(self.upper)}", "upper")
         self.boundary = self._parse_boundary(boundary, ndim)
 
     @staticmethod
@@ -110,16 +119,15 @@ class Mesh:
             spec = [spec] * ndim
         spec = list(spec)
         if len(spec) != ndim:
-            raise CaseError(f"has {len(spec)} entries, expected {ndim}", key="mesh.boundary")
+            raise MeshError(f"has {len(spec)} entries, expected {ndim}", "boundary")
         sides = []
         for s in spec:
             pair = s if isinstance(s, (list, tuple)) else (s, s)
             if len(pair) != 2:
-                raise CaseError("a per-dimension entry is one condition or a (low, high) pair",
-                                key="mesh.boundary")
+                raise MeshError("a per-dimension entry is one condition or a (low, high) pair", "boundary")
             low, high = one(pair[0]), one(pair[1])
             if (low.kind == "periodic") != (high.kind == "periodic"):
-                raise CaseError("periodic must be set on both sides of a dimension", key="mesh.boundary")
+                raise MeshError("periodic must be set on both sides of a dimension", "boundary")
             sides.append((low, high))
         return tuple(sides)
 

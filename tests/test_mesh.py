@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pdenet import CaseError, Mesh
+from pdenet import Mesh
+from pdenet.mesh import MeshError
 
 
 def test_centres_volumes_and_midpoint_rule():
@@ -51,9 +52,9 @@ def test_boundaries():
     m = Mesh([0, 0], [1, 1], [2, 2], ["periodic", ("dirichlet", {"kind": "neumann", "value": 2.0})])
     assert m.boundary[0][0].kind == "periodic"
     assert m.boundary[1][1].kind == "neumann" and m.boundary[1][1].value == 2.0
-    with pytest.raises(CaseError, match="periodic must be set on both sides"):
+    with pytest.raises(MeshError, match="periodic must be set on both sides"):
         Mesh(0, 1, 4, [("periodic", "noflux")])
-    with pytest.raises(CaseError, match="unknown boundary kind"):
+    with pytest.raises(MeshError, match="unknown boundary kind"):
         Mesh(0, 1, 4, "sticky")
 
 
@@ -65,5 +66,5 @@ def test_boundaries():
     (dict(lower=0, upper=1, cells=2.5), "integers"),
 ])
 def test_bad_meshes(kw, msg):
-    with pytest.raises(CaseError, match=msg):
+    with pytest.raises(MeshError, match=msg):
         Mesh(**kw)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CaseError, ExpressionError
-from ..mesh import Mesh
+from ..mesh import Mesh, MeshError
 
 if TYPE_CHECKING:
     from solvers.march import SaveSchedule
@@ -85,10 +85,8 @@ class Model:
         m = case["mesh"]
         try:
             return Mesh(m["lower"], m["upper"], m["cells"], m["boundary"])
-        except Exception as exc:  # CaseError from Mesh carries the key
-            if isinstance(exc, CaseError):
-                raise exc.at(source=case.source) from None
-            raise
+        except MeshError as exc:  # the numerics name the argument; the case names the key
+            raise case.error(str(exc), key=f"mesh.{exc.argument}" if exc.argument else "mesh") from None
 
     # -- resources --------------------------------------------------------------------------------
     def memory_estimate(self) -> int:
