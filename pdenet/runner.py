@@ -32,19 +32,69 @@ class Interrupted(PdenetError):
     """Ctrl-C or SIGTERM during a run (partial output kept)."""
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+class _Interrupts:
+    """Ctrl-C and SIGTERM during a run, delivered even when Python swallows them.
+
+    SIGTERM raises KeyboardInterrupt like Ctrl-C. A KeyboardInterrupt that lands in a callback
+    Python cannot raise from (a weakref or ``__del__`` callback during garbage collection, seen
+    while numba compiles into a cold cache) would be printed as "Exception ignored ..." and lost;
+    here it is remembered instead, silently, and raised at the next progress report or save."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def progress(self, update):
+        def report(k):
+            self.check()
+            return update(k)
+        return report
+
+    @contextmanager
+    def installed(self):
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        def unraisable(info, default=sys.unraisablehook):
+            if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+                self.pending = True
+            else:
+                default(info)
+        old_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable
+        try:
+            old = signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread
+            old = None
+        try:
+            yield self
+        finally:
+            sys.unraisablehook = old_hook
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
+
+
+class _CheckedSink(FanOut):
+    """The run's sinks, raising a remembered interrupt (:class:`_Interrupts`) at each save."""
+
+    def __init__(self, interrupts: _Interrupts, *sinks) -> None:
+        super().__init__(*sinks)
+        self.interrupts = interrupts
+
+    def __getattribute__(self, name: str) -> Any:
+        forward = super().__getattribute__(name)
+        if name in ("save", "put_field"):
+            check = object.__getattribute__(self, "interrupts").check
+
+            def checked(*args: Any, **kwargs: Any) -> None:
+                check()
+                forward(*args, **kwargs)
+            return checked
+        return forward
 
 
 def progress_bar(total, desc, quiet):
@@ -93,14 +143,15 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     path = case.output_path(output) if write else None
     memory = MemorySink()
     h5 = H5Sink(path, case["output.compression"]) if write and rank == 0 else None
-    sink = FanOut(memory, h5, *extra_sinks)
+    interrupts = _Interrupts()
+    sink = _CheckedSink(interrupts, memory, h5, *extra_sinks)
     bar = progress_bar(model.work_units(), case.name, quiet or rank != 0)
-    with _sigterm_as_interrupt():
+    with interrupts.installed():
         try:
             sink.start(provenance(case), model.mesh)
             # overflow is detected and reported by the solvers (non-finite state), not warned about
             with np.errstate(over="ignore", invalid="ignore"):
-                model.run(sink, bar.update)
+                model.run(sink, interrupts.progress(bar.update))
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
             raise Interrupted(f"{case.source}: interrupted; partial results kept in {path}"

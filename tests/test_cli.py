@@ -137,6 +137,12 @@ def test_sigint_from_outside(tmp_path):
     import sys
     import time
 
+    # compile the kernels first (a cold numba cache, as in CI, would otherwise spend the first
+    # seconds compiling, before the first save: the Ctrl-C would then leave a file with no save)
+    warm = subprocess.run([sys.executable, "-m", "pdenet.cli", "run", case_path("network_depth.toml"),
+                           "-o", str(tmp_path / "warm.h5"), "-q", "--set", "time.steps=8",
+                           "--set", "mesh.cells=[64]"], capture_output=True, text=True, timeout=600)
+    assert warm.returncode == 0, warm.stderr
     out = tmp_path / "long.h5"
     proc = subprocess.Popen([sys.executable, "-m", "pdenet.cli", "run", case_path("network_depth.toml"),
                              "-o", str(out), "-q", "--set", "time.steps=400000", "--set", "time.save_every=1000",
