@@ -274,6 +274,14 @@ class Case:
         return path if os.path.isabs(path) else os.path.join(self.base_dir or ".", path)
 
     def output_path(self, override=None):
+        """The output file: ``override`` (``-o``, the user's choice, any path), else ``[output] path``
+        relative to the case file's folder (checked by :func:`check_names` to stay inside it), else
+        ``<name>.h5``."""
+        if override is not None:
+            bad = _control_char(os.fspath(override))
+            if bad:
+                raise CaseError(f"output file name contains a control character ({bad}); names must be printable",
+                                key="output", source=self.source)
         path = override or self.get("output.path") or f"{self.name}.h5"
         if not os.path.isabs(path) and override is None and self.get("output.path"):
             path = os.path.join(self.base_dir, path)
@@ -322,6 +330,31 @@ def check_unused(raw: dict, model_cls: Any) -> None:
                 raise CaseError(f"is not used by model {model_cls.name!r}; leave it out", key=f"{table}.{key}")
 
 
+def _control_char(text):
+    """The first control character of ``text`` as ``U+XXXX``, or ''."""
+    for c in text:
+        if ord(c) < 32 or 127 <= ord(c) < 160:
+            return f"U+{ord(c):04X}"
+    return ""
+
+
+def check_names(data, base_dir):
+    """Names that become file names: printable, and a case file's ``[output] path`` inside the
+    case file's folder tree (``-o`` / ``output=`` may name any path)."""
+    for table, key in (("case", "name"), ("output", "path")):
+        value = data.get(table, {}).get(key)
+        bad = _control_char(value) if isinstance(value, str) else ""
+        if bad:
+            raise CaseError(f"contains a control character ({bad}); names must be printable", key=f"{table}.{key}")
+    path = data.get("output", {}).get("path")
+    if path:
+        root = os.path.abspath(base_dir or ".")
+        target = os.path.abspath(os.path.join(root, path))
+        if os.path.commonpath([root, target]) != root or target == root:
+            raise CaseError(f"{path!r} is not a file inside the case file's folder ({root}); give a path "
+                            "inside it, or name the output on the command line (-o)", key="output.path")
+
+
 def build_case(raw, source, base_dir):
     from .models import get_model  # imports only the model the case names
 
@@ -336,6 +369,7 @@ def build_case(raw, source, base_dir):
         data = validate_table(raw, schema, "")
         check_unused(raw, model_cls)
         data = model_cls.validate(data) or data
+        check_names(data, base_dir)
     except CaseError as exc:
         raise exc.at(source=source) from None
     return Case(raw, data, source, model_cls, base_dir)

@@ -31,6 +31,8 @@ def build_parser():
     p = sub.add_parser("run", help="solve a case and write its HDF5 file", epilog=petsc_epilog)
     p.add_argument("case", help="case file (TOML)")
     p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output even if it is not a pdenet HDF5 file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="also report wall time and numba kernels loaded from cache / compiled")
@@ -90,7 +92,8 @@ def cmd_run(args):
 
     start = time.perf_counter()
     comm = world()
-    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm)
+    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
+                 force=args.force)
     if comm.Get_rank() != 0:
         return 0
     if not args.quiet:

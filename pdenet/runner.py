@@ -1,8 +1,9 @@
 """Run a case: build the model, attach sinks, drive it, always close the output.
 
-The HDF5 file is finished (renamed from ``.partial``) on success, on a
+The HDF5 file is finished (renamed from its ``.partial``) on success, on a
 numerical failure, on Ctrl-C and on SIGTERM, with ``status`` saying which, so
-what was computed so far stays readable.
+what was computed so far stays readable: as the output when complete, else as
+``OUT.failed.h5`` / ``OUT.interrupted.h5`` (:func:`~pdenet.io.hdf5.kept_name`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ._version import __version__
 from .case import load_case
 from .errors import PdenetError, SolverError
 from .io import FanOut, H5Sink, MemorySink
+from .io.hdf5 import kept_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -127,7 +129,7 @@ def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) 
     return loaded.model_cls(loaded, comm)
 
 
-def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None):
+def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None, force=False):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
     ``case``: a path, TOML text or a loaded :class:`~pdenet.case.Case`.
@@ -136,13 +138,17 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     ``comm``: an mpi4py communicator to spread the run over (models with a
     ``[solver] backend = "petsc"``); every rank runs this call, the state is
     gathered at each save and rank 0 alone writes the file.
+    ``force``: replace an existing output that is not a pdenet HDF5 file (the case file too).
+    A run holds a lock on its output for its whole length (a second run to the same output
+    raises :class:`~pdenet.errors.OutputError` at once); a failed or interrupted run keeps
+    its file as ``OUT.failed.h5`` / ``OUT.interrupted.h5`` and leaves ``OUT.h5`` alone.
     """
     model = validate(case, overrides, comm)  # everything that can be rejected is, before any file exists
     case = model.case
     rank = 0 if model.comm is None else model.comm.Get_rank()
     path = case.output_path(output) if write else None
     memory = MemorySink()
-    h5 = H5Sink(path, case["output.compression"]) if write and rank == 0 else None
+    h5 = H5Sink(path, case["output.compression"], force) if write and rank == 0 else None
     interrupts = _Interrupts()
     sink = _CheckedSink(interrupts, memory, h5, *extra_sinks)
     bar = progress_bar(model.work_units(), case.name, quiet or rank != 0)
@@ -154,11 +160,11 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
                 model.run(sink, interrupts.progress(bar.update))
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
-            raise Interrupted(f"{case.source}: interrupted; partial results kept in {path}"
+            raise Interrupted(f"{case.source}: interrupted; partial results kept in {kept_name(path, 'interrupted')}"
                               if h5 is not None else f"{case.source}: interrupted") from None
         except NumericalError as exc:
             sink.finish("failed", str(exc))
-            where = f" (partial results kept in {path})" if h5 is not None else ""
+            where = f" (partial results kept in {kept_name(path, 'failed')})" if h5 is not None else ""
             raise SolverError(f"{case.source}: {exc}{where}") from None
         except BaseException as exc:
             sink.finish("failed", f"{type(exc).__name__}: {exc}")

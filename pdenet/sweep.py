@@ -149,7 +149,9 @@ def run_one(index, case_path, overrides, path, rank=0):
     rec = {"index": index, "status": "failed", "message": "", "path": path, "attrs": {},
            "rank": rank, "wall_time": 0.0}
     start = time.perf_counter()
-    for stale in (path, path + ".partial"):
+    from .io.hdf5 import kept_name
+
+    for stale in (path, kept_name(path, "failed"), kept_name(path, "interrupted")):
         if os.path.exists(stale):
             os.remove(stale)
     try:
@@ -171,11 +173,14 @@ def run_one(index, case_path, overrides, path, rank=0):
             rec["attrs"] = _numeric_attrs(result.attrs)
     finally:
         rec["wall_time"] = time.perf_counter() - start
-        if rec["status"] != "complete" and not os.path.exists(path):
-            try:
-                _write_stub(path, case_path, overrides, rec["message"] or rec["status"])
-            except OSError:
-                rec["path"] = ""
+        if rec["status"] != "complete":  # the run's file is kept as <case>.failed.h5 / .interrupted.h5
+            rec["path"] = kept_name(path, rec["status"])
+            if not os.path.exists(rec["path"]):
+                try:
+                    _write_stub(path, case_path, overrides, rec["message"] or rec["status"])
+                    rec["path"] = kept_name(path, "failed")
+                except (OSError, PdenetError):
+                    rec["path"] = ""
     return rec
 
 
@@ -279,7 +284,7 @@ def write_summary(path, base, grids, combos, records, ranks=1):
     counts = {s: sum(r["status"] == s for r in records) for s in STATUSES}
     status = "complete" if counts["complete"] == len(records) else (
         "interrupted" if counts["interrupted"] else "failed")
-    sink = H5Sink(path, "none")
+    sink = H5Sink(path, "none", keep_apart=False)  # the index of the runs, whatever their status
     attrs = provenance(base)
     attrs.update(sweep_keys=[k for k, _ in grids], n_cases=len(records), ranks=int(ranks),
                  **{f"n_{s}": int(c) for s, c in counts.items()})

@@ -105,7 +105,8 @@ def test_blow_up_keeps_partial_output(tmp_path):
     p = run_cli("run", str(path), "-o", str(out))
     assert p.returncode == 1
     assert "non-finite" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    r = pdenet.open(out)
+    assert "blow.failed.h5" in p.stderr and not out.exists()  # issue 12: kept beside the target
+    r = pdenet.open(tmp_path / "blow.failed.h5")
     assert r.status == "failed" and "non-finite" in r.attrs["message"]
     assert len(r.time) >= 1 and np.all(np.isfinite(r.fields["f"]))
 
@@ -123,9 +124,9 @@ def test_interrupt_keeps_readable_output(tmp_path):
                 raise KeyboardInterrupt
 
     out = tmp_path / "int.h5"
-    with pytest.raises(Interrupted, match="partial results kept"):
+    with pytest.raises(Interrupted, match="partial results kept in .*int.interrupted.h5"):
         pdenet.run(case_path("network_depth.toml"), output=str(out), extra_sinks=[CtrlC()])
-    r = pdenet.open(out)
+    r = pdenet.open(tmp_path / "int.interrupted.h5")  # issue 12: never under the target name
     assert r.status == "interrupted"
     assert len(r.time) == 3 and r.fields["f"].shape[0] == 3
 
@@ -148,9 +149,8 @@ def test_sigint_from_outside(tmp_path):
                              "-o", str(out), "-q", "--set", "time.steps=400000", "--set", "time.save_every=1000",
                              "--set", "mesh.cells=[64]"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = str(out) + ".partial"
     deadline = time.time() + 120
-    while time.time() < deadline and not os.path.exists(partial):
+    while time.time() < deadline and not any(f.endswith(".partial") for f in os.listdir(tmp_path)):
         time.sleep(0.1)
     time.sleep(1.0)
     # one Ctrl-C is enough when the process is in Python code; on a loaded machine (or while numba
@@ -169,7 +169,8 @@ def test_sigint_from_outside(tmp_path):
         _, err = proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    r = pdenet.open(out)
+    assert not out.exists()  # an interrupted run keeps its file as long.interrupted.h5 (issue 12)
+    r = pdenet.open(tmp_path / "long.interrupted.h5")
     assert r.status == "interrupted" and len(r.time) >= 1
 
 

@@ -21,7 +21,7 @@ BROKEN = (3, 1)  # (stepper index, cells index)
 
 
 def check_sweep(out, ranks):
-    names = sorted(f for f in os.listdir(out) if f != "summary.h5")
+    names = sorted(f for f in os.listdir(out) if f != "summary.h5")  # a failed case: <name>.failed.h5
     assert len(names) == 8
     recs = load_summary(os.path.join(out, "summary.h5"))
     assert len(recs) == 8

@@ -1,11 +1,16 @@
 """HDF5 sink: the self-describing output file of PRODUCT.md section 3.
 
-Crash safety: the file is written as ``OUT.h5.partial`` and renamed to
-``OUT.h5`` by :meth:`H5Sink.finish`, which the runner calls on success, on a
-Python error and on Ctrl-C/SIGTERM (``status`` attribute: complete | interrupted
-| failed). Each save is flushed, so even a killed process leaves a
-``.partial`` file that HDF5 can read up to the last flush, and a previous good
-``OUT.h5`` is never replaced by a half-written one.
+Crash safety and exclusivity: :meth:`H5Sink.start` takes an exclusive lock on the
+target name (``flock`` on ``OUT.h5.lock``, held until :meth:`H5Sink.finish`; a second
+writer of the same target fails at once), refuses to replace anything that is not a
+pdenet HDF5 file unless ``force``, and writes a temporary file of its own beside the
+target (``OUT.h5.<pid>-<random>.partial``). :meth:`H5Sink.finish`, which the runner calls
+on success, on a Python error and on Ctrl-C/SIGTERM (``status`` attribute: complete |
+interrupted | failed), renames it atomically: to ``OUT.h5`` only when complete,
+otherwise to ``OUT.failed.h5`` / ``OUT.interrupted.h5`` (:func:`kept_name`), so a
+complete ``OUT.h5`` is never replaced by a failed, interrupted or half-written run.
+Each save is flushed, so even a killed process leaves a ``.partial`` file that HDF5
+can read up to the last flush.
 
 Layout: root attributes (pdenet_version, model, case, created, status, ...);
 ``/mesh`` with attributes and cell-centre coordinates ``x1..xn`` as dimension
@@ -16,8 +21,10 @@ scales; ``/time`` (dimension scale of the saved times); ``/fields/<name>``
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import secrets
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import h5py
@@ -45,10 +52,35 @@ def _chunks(shape: Sequence[int], itemsize: int = 8) -> tuple[int, ...]:
     return tuple(int(c) for c in chunk)
 
 
+def kept_name(path: str, status: str = "complete") -> str:
+    """Where a run's file is kept: ``path`` when complete, else ``OUT.<status>.h5`` beside it."""
+    if status == "complete":
+        return path
+    root, ext = os.path.splitext(path)
+    if ext.lower() not in (".h5", ".hdf5", ".he5"):
+        root, ext = path, ".h5"
+    return f"{root}.{status}{ext}"
+
+
+def is_pdenet_file(path: str) -> bool:
+    """A regular HDF5 file with pdenet's provenance (``pdenet_version``) -- one a run may replace."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with h5py.File(path, "r", locking=False) as fh:
+            return "pdenet_version" in fh.attrs
+    except Exception:  # not HDF5, unreadable, truncated: not ours to replace
+        return False
+
+
 class H5Sink(Sink):
-    def __init__(self, path: str | os.PathLike[str], compression: str = "gzip") -> None:
+    def __init__(self, path: str | os.PathLike[str], compression: str = "gzip", force: bool = False,
+                 keep_apart: bool = True) -> None:
         self.path = os.fspath(path)
-        self.partial = self.path + ".partial"
+        self.keep_apart = keep_apart  # False: every status ends under path (an index such as summary.h5)
+        self.partial = ""  # the temporary file, named by start
+        self.force = force
+        self.lock_fd: int | None = None
         self.compression = {"gzip": "gzip", "lzf": "lzf", "none": None}[compression]
         self.fh: Any = None   # the open h5py.File between start and finish
         self.mesh: Mesh | None = None
@@ -88,13 +120,65 @@ class H5Sink(Sink):
         return dset
 
     # -- sink protocol --------------------------------------------------------
+    def _lock(self) -> None:
+        """Hold ``OUT.h5.lock`` exclusively (a run that finds it held fails at once)."""
+        lock = self.path + ".lock"
+        while True:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                st = os.fstat(fd)
+                try:
+                    now = os.stat(lock)
+                except FileNotFoundError:  # removed by the run that held it just before: retry
+                    now = None
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputError(f"{self.path}: another pdenet run is writing this file (lock {lock} is held); "
+                                  "wait for it to finish or choose another output") from None
+            except OSError:
+                os.close(fd)
+                raise
+            if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                self.lock_fd = fd
+                return
+            os.close(fd)
+
+    def _unlock(self) -> None:
+        if self.lock_fd is not None:
+            try:
+                os.unlink(self.path + ".lock")  # before closing, while still held
+            except OSError:
+                pass
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def _check_targets(self) -> None:
+        """Refuse to replace anything but a pdenet file (a directory or device even with force)."""
+        for name in (self.path, kept_name(self.path, "failed"), kept_name(self.path, "interrupted")):
+            if not os.path.lexists(name) or (os.path.isfile(name) and self.force) or is_pdenet_file(name):
+                continue
+            why = "is not a regular file" if not os.path.isfile(name) else \
+                "exists and is not a pdenet output file; refusing to replace it (--force / force=True replaces it)"
+            raise OutputError(f"{name}: {why}")
+
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
-            self.fh = h5py.File(self.partial, "w")
+            self._lock()
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot create output file ({exc})") from None
+        try:
+            self._check_targets()
+            self.partial = f"{self.path}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+            self.fh = h5py.File(self.partial, "x")
+        except OSError as exc:
+            self._unlock()
+            raise OutputError(f"{self.path}: cannot create output file ({exc})") from None
+        except BaseException:
+            self._unlock()
+            raise
         self.mesh = mesh
         self.set_attrs(attrs)
         self.fh.attrs["status"] = "running"
@@ -179,4 +263,7 @@ class H5Sink(Sink):
             self.fh.close()
         finally:
             self.fh = None
-            os.replace(self.partial, self.path)
+            try:
+                os.replace(self.partial, kept_name(self.path, status) if self.keep_apart else self.path)
+            finally:
+                self._unlock()
