@@ -91,7 +91,8 @@ def test_divergence_is_an_error_with_the_history_kept(tmp_path):
                    "model.activation=identity")
     assert proc.returncode == 1
     assert "loss became" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    with h5py.File(out) as h:
+    assert not out.exists()  # a failed run keeps its file as div.failed.h5 (issue 12)
+    with h5py.File(tmp_path / "div.failed.h5") as h:
         assert h.attrs["status"] == "failed"
         loss = h["train/loss"][:]
         assert np.isfinite(loss[0]) and loss[-1] > 1e10 * loss[0] and len(loss) < 51
