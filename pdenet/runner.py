@@ -44,12 +44,17 @@ class _Interrupts:
     is only recorded and raised when the save is complete; a second one during the same save
     aborts it at once (the HDF5 sink rolls the save back), so every saved row is whole."""
 
+    # the handler left after an interrupted run (the command line: SIG_IGN, as it is about to exit
+    # and a second Ctrl-C must not turn its one-line report into a traceback); None: restore
+    after_interrupt: Any = None
+
     def __init__(self) -> None:
-        self.pending = False
+        self.pending = self.interrupted = False
         self.saving = 0    # depth of atomic() blocks
         self.signals = 0   # signals received during the current save
 
     def on_signal(self, signum, frame):
+        self.interrupted = True
         if not self.saving:
             raise KeyboardInterrupt
         self.pending = True
@@ -58,7 +63,8 @@ class _Interrupts:
             raise KeyboardInterrupt
 
     @contextmanager
-    def atomic(self):
+    def atomic(self, final=False):
+        """A save (or, ``final``, the closing of the output, after which nothing is raised)."""
         self.saving += 1
         try:
             yield
@@ -66,7 +72,9 @@ class _Interrupts:
             self.saving -= 1
             if not self.saving:
                 self.signals = 0
-        if not self.saving:
+        if final:
+            self.pending = False
+        elif not self.saving:
             self.check()
 
     def check(self) -> None:
@@ -84,7 +92,7 @@ class _Interrupts:
     def installed(self):
         def unraisable(info, default=sys.unraisablehook):
             if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-                self.pending = True
+                self.pending = self.interrupted = True
             else:
                 default(info)
         old_hook = sys.unraisablehook
@@ -101,7 +109,8 @@ class _Interrupts:
         finally:
             sys.unraisablehook = old_hook
             for sig, handler in old.items():
-                signal.signal(sig, handler)
+                after = self.after_interrupt if self.interrupted else None
+                signal.signal(sig, handler if after is None else after)
 
 
 class _CheckedSink(FanOut):
@@ -114,12 +123,13 @@ class _CheckedSink(FanOut):
 
     def __getattribute__(self, name: str) -> Any:
         forward = super().__getattribute__(name)
-        if name in ("save", "put_field", "put_diagnostic", "write", "set_attrs"):
+        if name in ("save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
             interrupts = object.__getattribute__(self, "interrupts")
 
             def checked(*args: Any, **kwargs: Any) -> None:
-                interrupts.check()
-                with interrupts.atomic():
+                if name != "finish":
+                    interrupts.check()
+                with interrupts.atomic(final=name == "finish"):
                     forward(*args, **kwargs)
             return checked
         return forward

@@ -119,9 +119,13 @@ def _consistent(path: Any, time: np.ndarray, fields: dict[str, np.ndarray],
     if len(set(rows.values())) <= 1:
         return None
     n = min(rows.values())
-    odd = ", ".join(f"{k} {v}" for k, v in rows.items() if v != len(time))
-    warnings.warn(f"{path}: inconsistent file, /time has {len(time)} rows but {odd} "
-                  f"(a save cut short); reading the first {n} saves", InconsistentFileWarning, stacklevel=3)
+    groups: dict[int, list[str]] = {}
+    for k, v in rows.items():
+        groups.setdefault(v, []).append(k)
+    odd = ", ".join(f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''} {v}"
+                    for v, names in groups.items())
+    warnings.warn(f"{path}: inconsistent file, rows per save differ: {odd} (a save cut short); "
+                  f"reading the first {n} saves", InconsistentFileWarning, stacklevel=3)
     return n
 
 
