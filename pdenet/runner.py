@@ -78,7 +78,7 @@ class _Interrupts:
             self.check()
 
     def check(self) -> None:
-        if self.pending:
+        if self.pending and not self.saving:   # inside a save: raised when it completes
             self.pending = False
             raise KeyboardInterrupt
 
@@ -120,6 +120,10 @@ class _CheckedSink(FanOut):
     def __init__(self, interrupts: _Interrupts, *sinks) -> None:
         super().__init__(*sinks)
         self.interrupts = interrupts
+
+    def atomic(self):
+        """Several writes that belong together (the /train records of one checkpoint) as one save."""
+        return self.interrupts.atomic()
 
     def __getattribute__(self, name: str) -> Any:
         forward = super().__getattribute__(name)

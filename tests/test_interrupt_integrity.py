@@ -146,3 +146,26 @@ def test_open_warns_about_an_inconsistent_file_and_reads_the_whole_saves(tmp_pat
         r = pdenet.open(out)
     assert len(r.time) == 21 and r.fields["rho"].shape[0] == 21 and r.time[-1] == 1.0
     assert all(len(v) == 21 for v in r.diagnostics.values())
+
+
+def test_the_training_records_of_a_checkpoint_are_written_together(tmp_path, monkeypatch):
+    """A Ctrl-C while the /train records of a checkpoint are written waits for all of them."""
+    real = pdenet.io.H5Sink.write
+    sent = []
+
+    def write(self, group, name, *args, **kwargs):
+        if group == "train" and not sent:
+            sent.append(name)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, group, name, *args, **kwargs)
+    monkeypatch.setattr(pdenet.io.H5Sink, "write", write)
+    with pytest.raises(pdenet.runner.Interrupted):
+        pdenet.run(case_path("toy_msa.toml"), output=str(tmp_path / "o.h5"))
+    with h5py.File(_output_of(tmp_path), "r") as fh:
+        lengths = {k: v.shape[0] for k, v in fh["train"].items()}
+    assert len(lengths) == 6 and len(set(lengths.values())) == 1, lengths
+
+
+def _output_of(tmp_path):
+    (path,) = glob.glob(str(tmp_path / "o*.h5"))
+    return path

@@ -110,7 +110,7 @@ class InconsistentFileWarning(UserWarning):
     before pdenet made saves atomic, or by a full disk)."""
 
 
-def _consistent(path: Any, time: np.ndarray, fields: dict[str, np.ndarray],
+def _consistent(path: Any, time: Any, fields: dict[str, np.ndarray],
                 diags: dict[str, np.ndarray]) -> int | None:
     """The number of whole saves when /time, /fields/* and /diagnostics/* differ in length
     (after a warning naming the file and the lengths), else None."""
