@@ -6,6 +6,7 @@ computation, 130 for an interrupt.
 """
 import argparse
 import os
+import signal
 import sys
 
 from . import __version__
@@ -227,6 +228,9 @@ def _main(argv=None):
 
         set_command_line_options(petsc_args)
     _main.abort = args.command == "run"
+    from .runner import _Interrupts
+
+    _Interrupts.after_interrupt = signal.SIG_IGN   # a second Ctrl-C while reporting the first
     try:
         return COMMANDS[args.command](args)
     except Interrupted as exc:

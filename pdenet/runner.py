@@ -40,13 +40,47 @@ class _Interrupts:
     SIGTERM raises KeyboardInterrupt like Ctrl-C. A KeyboardInterrupt that lands in a callback
     Python cannot raise from (a weakref or ``__del__`` callback during garbage collection, seen
     while numba compiles into a cold cache) would be printed as "Exception ignored ..." and lost;
-    here it is remembered instead, silently, and raised at the next progress report or save."""
+    here it is remembered instead, silently, and raised at the next progress report or save.
+
+    A save is atomic with respect to Ctrl-C and SIGTERM (:meth:`atomic`): a signal during a save
+    is only recorded and raised when the save is complete; a second one during the same save
+    aborts it at once (the HDF5 sink rolls the save back), so every saved row is whole."""
+
+    # the handler left after an interrupted run (the command line: SIG_IGN, as it is about to exit
+    # and a second Ctrl-C must not turn its one-line report into a traceback); None: restore
+    after_interrupt: Any = None
 
     def __init__(self) -> None:
-        self.pending = False
+        self.pending = self.interrupted = False
+        self.saving = 0    # depth of atomic() blocks
+        self.signals = 0   # signals received during the current save
+
+    def on_signal(self, signum, frame):
+        self.interrupted = True
+        if not self.saving:
+            raise KeyboardInterrupt
+        self.pending = True
+        self.signals += 1
+        if self.signals == 2:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def atomic(self, final=False):
+        """A save (or, ``final``, the closing of the output, after which nothing is raised)."""
+        self.saving += 1
+        try:
+            yield
+        finally:
+            self.saving -= 1
+            if not self.saving:
+                self.signals = 0
+        if final:
+            self.pending = False
+        elif not self.saving:
+            self.check()
 
     def check(self) -> None:
-        if self.pending:
+        if self.pending and not self.saving:   # inside a save: raised when it completes
             self.pending = False
             raise KeyboardInterrupt
 
@@ -58,43 +92,51 @@ class _Interrupts:
 
     @contextmanager
     def installed(self):
-        def on_term(signum, frame):
-            raise KeyboardInterrupt
-
         def unraisable(info, default=sys.unraisablehook):
             if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-                self.pending = True
+                self.pending = self.interrupted = True
             else:
                 default(info)
         old_hook = sys.unraisablehook
         sys.unraisablehook = unraisable
-        try:
-            old = signal.signal(signal.SIGTERM, on_term)
-        except ValueError:  # not the main thread
-            old = None
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if sig == signal.SIGTERM or signal.getsignal(sig) is signal.default_int_handler:
+                try:
+                    old[sig] = signal.signal(sig, self.on_signal)
+                except ValueError:  # not the main thread
+                    pass
         try:
             yield self
         finally:
             sys.unraisablehook = old_hook
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                after = self.after_interrupt if self.interrupted else None
+                signal.signal(sig, handler if after is None else after)
 
 
 class _CheckedSink(FanOut):
-    """The run's sinks, raising a remembered interrupt (:class:`_Interrupts`) at each save."""
+    """The run's sinks, each write atomic with respect to interrupts and raising a remembered
+    interrupt (:class:`_Interrupts`) before and after it."""
 
     def __init__(self, interrupts: _Interrupts, *sinks) -> None:
         super().__init__(*sinks)
         self.interrupts = interrupts
 
+    def atomic(self):
+        """Several writes that belong together (the /train records of one checkpoint) as one save."""
+        return self.interrupts.atomic()
+
     def __getattribute__(self, name: str) -> Any:
         forward = super().__getattribute__(name)
-        if name in ("save", "put_field"):
-            check = object.__getattribute__(self, "interrupts").check
+        if name in ("save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
+            interrupts = object.__getattribute__(self, "interrupts")
 
             def checked(*args: Any, **kwargs: Any) -> None:
-                check()
-                forward(*args, **kwargs)
+                if name != "finish":
+                    interrupts.check()
+                with interrupts.atomic(final=name == "finish"):
+                    forward(*args, **kwargs)
             return checked
         return forward
 

@@ -25,6 +25,8 @@ import fcntl
 import json
 import os
 import secrets
+import re
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import h5py
@@ -38,6 +40,18 @@ if TYPE_CHECKING:
     from ..mesh import Mesh
 
 CHUNK_BYTES = 1 << 20
+IO_ERRORS = (OSError, RuntimeError, ValueError, KeyError)   # what h5py raises for a failed write
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a failed write: the errno and its meaning where the error carries one
+    (h5py puts ``errno = 28`` inside a multi-line message), else the message's first line."""
+    code = getattr(exc, "errno", None)
+    found = re.search(r"errno = (\d+)", str(exc))
+    code = code or (int(found.group(1)) if found else None)
+    if code:
+        return f"errno {code}: {os.strerror(code)}"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _chunks(shape: Sequence[int], itemsize: int = 8) -> tuple[int, ...]:
@@ -85,6 +99,11 @@ class H5Sink(Sink):
         self.fh: Any = None   # the open h5py.File between start and finish
         self.mesh: Mesh | None = None
         self.n_saves = 0
+        self.error = ""   # why a write failed; no further write is tried after one
+        self._held: Any = None
+        # datasets stay open until finish: one released while the disk is full writes its cached
+        # chunks from its destructor, where the error cannot be raised (h5py prints a traceback)
+        self._open: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------
     def _opts(self) -> dict[str, Any]:
@@ -107,17 +126,52 @@ class H5Sink(Sink):
             dset.dims[lead + d].attach_scale(self.fh[f"mesh/x{d + 1}"])
             dset.dims[lead + d].label = f"x{d + 1}"
 
+    def _dset(self, path: str) -> Any:
+        if path not in self._open:
+            self._open[path] = self.fh[path]
+        return self._open[path]
+
     def _field(self, name: str, shape: Sequence[int], n_rows: int = 0, fill: float | None = None) -> Any:
+        if f"fields/{name}" in self._open:
+            return self._open[f"fields/{name}"]
         group = self.fh.require_group("fields")
         if name in group:
-            return group[name]
+            return self._dset(f"fields/{name}")
         shape = tuple(shape)
         kw = dict(maxshape=(None,) + shape, chunks=_chunks(shape), dtype="f8", **self._opts())
         if fill is not None:
             kw["fillvalue"] = fill
-        dset = group.create_dataset(name, shape=(n_rows,) + shape, **kw)
+        dset = self._open[f"fields/{name}"] = group.create_dataset(name, shape=(n_rows,) + shape, **kw)
         self._attach_scales(dset)
         return dset
+
+    @contextmanager
+    def _writing(self, what: str) -> Any:
+        """A write to the file: an I/O error (disk full, ...) becomes a one-line OutputError naming
+        the file and the errno; after one, every later write fails at once without touching HDF5
+        (its state is not to be trusted), and :meth:`finish` only tries to close the file."""
+        if self.error:
+            raise OutputError(f"{self.path}: cannot write {what}: an earlier write failed ({self.error})")
+        reason = ""
+        try:
+            yield
+        except IO_ERRORS as exc:
+            reason = self.error = _reason(exc)
+            # the h5py objects of the failed write (in the traceback's frames) are released only
+            # after finish closes the file: released now, their clean-up fails again, loudly
+            self._held = exc.__traceback__
+        if reason:   # raised outside the handler: no chained traceback holding h5py objects
+            raise OutputError(f"{self.path}: cannot write {what} ({reason})")
+
+    def _truncate(self, n: int, names: Sequence[str]) -> None:
+        """Roll a save back to ``n`` rows (a save cut short by a second Ctrl-C or an I/O error)."""
+        self.n_saves = n
+        for name in names:
+            try:
+                if name in self.fh and self._dset(name).shape[0] > n:
+                    self._dset(name).resize(n, axis=0)
+            except IO_ERRORS:
+                pass
 
     # -- sink protocol --------------------------------------------------------
     def _lock(self) -> None:
@@ -198,50 +252,61 @@ class H5Sink(Sink):
         self.fh.flush()
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
+        # all rows or none: /time, every field and diagnostic are cut back to the previous save
+        # when this one does not complete (I/O error, a second Ctrl-C: see runner._Interrupts)
         i = self.n_saves
-        self.n_saves += 1
-        tset = self.fh["time"]
-        tset.resize((self.n_saves,))
-        tset[i] = t
-        for name, arr in fields.items():
-            arr = np.asarray(arr, dtype=float)
-            dset = self._field(name, arr.shape)
-            dset.resize((self.n_saves,) + arr.shape)
-            dset[i] = arr
-        group = self.fh.require_group("diagnostics")
-        for name, value in diagnostics.items():
-            if name not in group:
-                group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-            d = group[name]
-            d.resize((self.n_saves,))
-            d[i] = value
-        self.fh.flush()
+        names = ["time", *(f"fields/{k}" for k in fields), *(f"diagnostics/{k}" for k in diagnostics)]
+        with self._writing(f"save {i} (t = {t:g})"):
+            try:
+                self.n_saves += 1
+                for name, arr in fields.items():
+                    arr = np.asarray(arr, dtype=float)
+                    dset = self._field(name, arr.shape)
+                    dset.resize((self.n_saves,) + arr.shape)
+                    dset[i] = arr
+                group = self.fh.require_group("diagnostics")
+                for name, value in diagnostics.items():
+                    if name not in group:
+                        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
+                    d = self._dset(f"diagnostics/{name}")
+                    d.resize((self.n_saves,))
+                    d[i] = value
+                tset = self._dset("time")
+                tset.resize((self.n_saves,))
+                tset[i] = t
+                self.fh.flush()
+            except BaseException:
+                self._truncate(i, names)
+                raise
 
     def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
         array = np.asarray(array, dtype=float)
-        dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
-        if dset.shape[0] < n_saved:
-            dset.resize((n_saved,) + array.shape)
-        dset[index] = array
-        self.fh.flush()
+        with self._writing(f"field {name} [{index}]"):
+            dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
+            if dset.shape[0] < n_saved:
+                dset.resize((n_saved,) + array.shape)
+            dset[index] = array
+            self.fh.flush()
 
     def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
-        group = self.fh.require_group("diagnostics")
-        if name not in group:
-            group.create_dataset(name, shape=(n_saved,), maxshape=(None,), dtype="f8",
-                                 fillvalue=np.nan, chunks=(256,))
-        group[name][index] = value
+        with self._writing(f"diagnostic {name} [{index}]"):
+            group = self.fh.require_group("diagnostics")
+            if name not in group:
+                group.create_dataset(name, shape=(n_saved,), maxshape=(None,), dtype="f8",
+                                     fillvalue=np.nan, chunks=(256,))
+            self._dset(f"diagnostics/{name}")[index] = value
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
-        g = self.fh.require_group(group)
-        if name in g:
-            del g[name]
         array = np.asarray(array)
         kw = self._opts() if array.size > 1024 else {}
-        d = g.create_dataset(name, data=array, **kw)
-        for k, v in (attrs or {}).items():
-            d.attrs[k] = v
-        self.fh.flush()
+        with self._writing(f"/{group}/{name}"):
+            g = self.fh.require_group(group)
+            if name in g:
+                del g[name]
+            d = g.create_dataset(name, data=array, **kw)
+            for k, v in (attrs or {}).items():
+                d.attrs[k] = v
+            self.fh.flush()
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         for k, v in attrs.items():
@@ -251,18 +316,29 @@ class H5Sink(Sink):
                 v = np.array(v, dtype=h5py.string_dtype())
             elif isinstance(v, dict):
                 v = json.dumps(v)
-            self.fh.attrs[k] = v
+            with self._writing(f"attribute {k}"):
+                self.fh.attrs[k] = v
 
     def finish(self, status: str = "complete", message: str = "") -> None:
         if self.fh is None:
             return
+        failed, self.error = self.error, ""
         try:
-            self.fh.attrs["status"] = status
-            if message:
-                self.fh.attrs["message"] = message
-            self.fh.close()
+            with self._writing(f"status {status}"):
+                self.fh.attrs["status"] = status
+                if message:
+                    self.fh.attrs["message"] = message
+                self.fh.close()
+        except OutputError:
+            try:
+                self.fh.close()
+            except IO_ERRORS:
+                pass
+            if not failed:   # the run's own error (an earlier failed write) is the one to report
+                raise
         finally:
-            self.fh = None
+            self.fh = self._held = None
+            self._open = {}
             try:
                 os.replace(self.partial, kept_name(self.path, status) if self.keep_apart else self.path)
             finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any, Mapping
 
 import h5py
@@ -104,6 +105,30 @@ def _attr(v: Any) -> Any:
     return v
 
 
+class InconsistentFileWarning(UserWarning):
+    """A file whose per-save datasets differ in length (a save cut short, in a file written
+    before pdenet made saves atomic, or by a full disk)."""
+
+
+def _consistent(path: Any, time: Any, fields: dict[str, np.ndarray],
+                diags: dict[str, np.ndarray]) -> int | None:
+    """The number of whole saves when /time, /fields/* and /diagnostics/* differ in length
+    (after a warning naming the file and the lengths), else None."""
+    rows = {"/time": len(time), **{f"/fields/{k}": len(v) for k, v in fields.items() if np.ndim(v)},
+            **{f"/diagnostics/{k}": len(v) for k, v in diags.items() if np.ndim(v)}}
+    if len(set(rows.values())) <= 1:
+        return None
+    n = min(rows.values())
+    groups: dict[int, list[str]] = {}
+    for k, v in rows.items():
+        groups.setdefault(v, []).append(k)
+    odd = ", ".join(f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''} {v}"
+                    for v, names in groups.items())
+    warnings.warn(f"{path}: inconsistent file, rows per save differ: {odd} (a save cut short); "
+                  f"reading the first {n} saves", InconsistentFileWarning, stacklevel=3)
+    return n
+
+
 def open_result(path: str | os.PathLike[str]) -> Result:
     """Read a pdenet HDF5 file into a :class:`Result` (all arrays loaded)."""
     try:
@@ -124,6 +149,10 @@ def open_result(path: str | os.PathLike[str]) -> Result:
         time = fh["time"][()] if "time" in fh else []
         fields = {k: v[()] for k, v in fh["fields"].items()} if "fields" in fh else {}
         diags = {k: v[()] for k, v in fh["diagnostics"].items()} if "diagnostics" in fh else {}
+        if "time" in fh and (n := _consistent(path, time, fields, diags)) is not None:
+            time = time[:n]
+            fields = {k: v[:n] for k, v in fields.items()}
+            diags = {k: v[:n] for k, v in diags.items()}
         groups: dict[str, dict[str, np.ndarray]] = {}
         group_attrs: dict[str, dict[str, Any]] = {}
         for g, obj in fh.items():

@@ -1,4 +1,5 @@
 """Case-file model ``network``: the width-depth network PDE f_t = sigma(a - B_b f)."""
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -395,8 +396,9 @@ class NetworkModel(Model):
         method = c["train.method"]
 
         def write(history):
-            for name, values in history.items():
-                sink.write("train", name, values, {"meaning": TRAIN_DOCS[name]} if name in TRAIN_DOCS else None)
+            with getattr(sink, "atomic", contextlib.nullcontext)():   # all /train records of one checkpoint
+                for name, values in history.items():
+                    sink.write("train", name, values, {"meaning": TRAIN_DOCS[name]} if name in TRAIN_DOCS else None)
             last = {k: float(v[-1]) for k, v in history.items() if len(v)}
             sink.set_attrs({"train_method": method, "train_iterations": int(len(history.get("loss", [])) - 1),
                             **{f"final_{k}": v for k, v in last.items() if k in TRAIN_DOCS or k == "full_loss"}})
