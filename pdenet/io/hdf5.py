@@ -24,8 +24,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import re
+import secrets
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
