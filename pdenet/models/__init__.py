@@ -49,6 +49,9 @@ def model_names() -> list[str]:
 
 def get_model(name: str) -> type[Model]:
     """The model class registered as ``name`` (imports its package on first use)."""
+    if not isinstance(name, str):
+        raise CaseError(f"expected a string (a model name), got {name!r}; available: "
+                        f"{', '.join(model_names())}", key="case.model")
     if name not in REGISTRY:
         near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
