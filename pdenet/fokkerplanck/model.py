@@ -194,6 +194,14 @@ class FokkerPlanckModel(Model):
             if self.D_time and self.t_end > 0.0:  # D(t) evaluated at both ends of time
                 self.operator(self.t_end)
 
+    def memory_counts(self):
+        """The SDE particles, the SGD runs and the SGD data set: a few arrays of d or 1 per
+        particle, run or sample."""
+        c, d = self.case, self.mesh.ndim
+        return {"particles.count": 8 * c["particles.count"] * (4 * d + 4),
+                "sgd.chains": 8 * c["sgd.chains"] * 8,
+                "sgd.samples": 8 * c["sgd.samples"] * 6}
+
     def _coefficients(self, m):
         """Potential, drift, diffusion and absorbing set from the case (or from [sgd])."""
         case, mesh = self.case, self.mesh

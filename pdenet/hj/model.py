@@ -305,6 +305,16 @@ class HamiltonJacobiModel(Model):
         sink.set_attrs({k: v for k, v in summary.items() if np.ndim(v) == 0})
         return summary
 
+    def memory_counts(self):
+        """The particle algorithms: each run's path (every outer step) and a few work arrays per
+        run (replicas, inner samples)."""
+        c, d = self.case, self.mesh.ndim
+        if not c["particles.algorithms"]:
+            return {}
+        runs, steps = c["particles.runs"], c["particles.steps"]
+        work = max(c["particles.replicas"], c["particles.inner"], c["particles.inner_hj"]) + 4
+        return {"particles.runs": 8 * runs * ((steps + 1) * (d + 1) + d * work)}
+
     # -- particles ----------------------------------------------------------
     def particle_options(self):
         c = self.case

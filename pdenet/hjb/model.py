@@ -119,6 +119,13 @@ class HJBModel(Model):
         return HJScheme(self.mesh, nu=self.nu, order=c["model.order"], flux=c["model.flux"], a=a,
                         drift=self.drift, cfl=c["time.cfl"], stepper=stepper)
 
+    def memory_counts(self):
+        """The value functions and their gradients at every particle step ((K+1) (d+2) cells) and
+        the particles (state, copies and per-particle costs, a few arrays of d or 1 per particle)."""
+        c, d = self.case, self.mesh.ndim
+        return {"model.particle_steps": 8 * (c["model.particle_steps"] + 1) * (d + 2) * self.mesh.size,
+                "model.particles": 8 * c["model.particles"] * (4 * d + 6)}
+
     def work_units(self):
         K = self.case["model.particle_steps"]
         # two backward solves, the particles and the PDE densities: K steps each
