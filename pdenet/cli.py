@@ -131,10 +131,11 @@ def cmd_info(args):
 def cmd_plot(args):
     from .errors import OutputError
     from .io import open_result
-    from .plot import plot_file
+    from .plot import check_image_path, plot_file
 
-    result = open_result(args.file)
     out = args.output or os.path.splitext(args.file)[0] + ".png"
+    check_image_path(out)
+    result = open_result(args.file)
     try:
         plot_file(result, out, field=args.field, sample=args.sample, diagnostics=not args.no_diagnostics)
     except (KeyError, IndexError) as exc:
@@ -149,6 +150,10 @@ def cmd_converge(args):
 
     case = load_case(args.case, args.overrides)
     values = [v.strip() for v in args.values.split(",") if v.strip()]
+    if args.plot:
+        from .plot import check_image_path
+
+        check_image_path(args.plot)
     study = converge(case, args.key, values, field=args.field, norm=args.norm, quiet=args.quiet)
     print(table(study))
     out = args.output or f"{case.name}_converge.h5"
