@@ -67,5 +67,5 @@ def all_models() -> dict[str, type[Model]]:
 
 def get_plotter(name: str) -> Callable[..., Any] | None:
     """The figure function of model ``name`` or None (imports matplotlib)."""
-    spec = PLOTTERS.get(name)
+    spec = PLOTTERS.get(name) if isinstance(name, str) else None  # a damaged file's attribute
     return _resolve(spec) if spec is not None else None
