@@ -146,8 +146,19 @@ class Model:
         return {}
 
     def check_exact(self) -> None:
-        """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
-        known): an expression that is malformed or not finite there is rejected now."""
+        """Every ``[exact]`` name must be one of the model's ``fields`` (a misspelt name would
+        otherwise be ignored); evaluate every ``[exact]`` expression on the mesh at t = 0 and at
+        ``time.t_end`` (when known): an expression that is malformed or not finite there is
+        rejected now."""
+        exact = self.case.get("exact") or {}
+        for field in exact:
+            if field not in self.fields:
+                import difflib
+
+                near = difflib.get_close_matches(field, list(self.fields), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise self.case.error(f"{field!r} is not a field of model {self.name!r}{hint}; its fields: "
+                                      f"{', '.join(self.fields)}", key=f"exact.{field}")
         t_end = self.case.get("time.t_end")
         for t in (0.0,) if t_end is None else (0.0, t_end):
             self._exact_expressions(t, sparse=True)
