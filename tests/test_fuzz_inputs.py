@@ -163,8 +163,24 @@ def _leaves(node, prefix=()):
             yield from _leaves(v, prefix + (k,))
 
 
+def _perturb(draw, value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return max(1, value + draw(st.integers(-3, 3))) if value > 0 else value + draw(st.integers(-1, 1))
+    if isinstance(value, float):
+        return value * draw(st.sampled_from([0.5, 2.0, 0.1, 10.0, 1.5, -1.0, 0.0]))
+    if isinstance(value, str):
+        return draw(st.sampled_from([value + " + x", f"({value})^2", f"exp({value})", f"{value}*0",
+                                     value.replace("x", "t"), value.upper(), value + "1", value[:-1]]))
+    if isinstance(value, list) and value:
+        i = draw(st.integers(0, len(value) - 1))
+        return value[:i] + [_perturb(draw, value[i])] + value[i + 1:]
+    return value
+
+
 @st.composite
-def mutated_cases(draw, names=BASE_CASES, max_mutations=3):
+def mutated_cases(draw, names=BASE_CASES, max_mutations=3, perturb=2):
     name = draw(st.sampled_from(names))
     raw = copy.deepcopy(RAW[name])
     for _ in range(draw(st.integers(1, max_mutations))):
@@ -173,9 +189,12 @@ def mutated_cases(draw, names=BASE_CASES, max_mutations=3):
         parent = raw
         for part in path[:-1]:
             parent = parent[part]
-        what = draw(st.sampled_from(["value", "value", "value", "delete", "rename", "add", "element"]))
+        what = draw(st.sampled_from(["value", "value", "value", "delete", "rename", "add", "element"]
+                                    + ["perturb"] * perturb))
         key = path[-1]
-        if what == "value":
+        if what == "perturb":  # a plausible edit: scale a number, change an expression slightly
+            parent[key] = _perturb(draw, parent[key])
+        elif what == "value":
             parent[key] = draw(VALUES)
         elif what == "delete":
             parent.pop(key, None)
@@ -229,7 +248,7 @@ def _check_cases(tmp_path_factory, case, label):
     _validate(path, label)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
 @given(mutated_cases())
 def test_case_mutations_validate(tmp_path_factory, case):
     _check_cases(tmp_path_factory, case, "case mutations: validate")
@@ -301,8 +320,8 @@ def _validate_vs_run(tmp_path_factory, case, label, seconds=3.0):
 CHEAP_NAMES = [f"small:{n}" for n in CHEAP]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(mutated_cases(names=CHEAP_NAMES, max_mutations=2))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(mutated_cases(names=CHEAP_NAMES, max_mutations=2, perturb=12))
 def test_validate_equals_run_on_cheap_mutations(tmp_path_factory, case):
     _validate_vs_run(tmp_path_factory, case, "validate == run")
 
@@ -324,7 +343,7 @@ def test_case_mutations_validate_thousands(tmp_path_factory, case):
 
 @pytest.mark.slow
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(mutated_cases(names=CHEAP_NAMES, max_mutations=3))
+@given(mutated_cases(names=CHEAP_NAMES, max_mutations=3, perturb=12))
 def test_validate_equals_run_thousands(tmp_path_factory, case):
     _validate_vs_run(tmp_path_factory, case, "validate == run (slow)")
 
