@@ -104,6 +104,7 @@ class Expression:
             # print a second line)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
                 tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
             why = f" ({exc.msg[:80]})" if exc.msg and exc.msg != "invalid syntax" else ""
