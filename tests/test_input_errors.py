@@ -32,7 +32,7 @@ def _both_reject(path, overrides, match, key=None):
     (["time.dt=5e-324"], "steps", "time.dt"),                        # t_end/dt overflowed round()
     (['case.model=["x"]'], "expected a string", "case.model"),        # unhashable list
     (['case.name="a\\u0000b"'], "NUL", "case.name"),                   # h5py: embedded NULL
-    (['exact.uu="x"'], "not a field.*did you mean 'u'", "exact.uu"),  # a typo was ignored
+    (['exact.uu="x"'], "no field.*did you mean 'u'", "exact.uu"),  # a typo was ignored
     (['time.stepper="euler"', "time.dt=0.05"], "stability limit", "time.dt"),
     (['time.stepper="ssp-rk3"', "time.steps=10"], "stability limit", "time.steps"),
 ])

@@ -157,7 +157,7 @@ class Model:
 
                 near = difflib.get_close_matches(field, list(self.fields), n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise self.case.error(f"{field!r} is not a field of model {self.name!r}{hint}; its fields: "
+                raise self.case.error(f"no field {field!r} in model {self.name!r}{hint}; its fields: "
                                       f"{', '.join(self.fields)}", key=f"exact.{field}")
         t_end = self.case.get("time.t_end")
         for t in (0.0,) if t_end is None else (0.0, t_end):
