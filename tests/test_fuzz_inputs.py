@@ -147,7 +147,7 @@ SPECIAL_VALUES = [0, -1, 1, 2, 3, 10 ** 12, 2 ** 63 - 1, -(2 ** 63), 5e-324, 1e3
                   [], [0], [1, 2], [10 ** 9], [100000, 100000, 100000], ["x"], [[1]], [[[]]], {}, {"a": 1},
                   "-" * 30000 + "x", " + ".join(["x"] * 1000), "1" * 400]
 VALUES = st.one_of(
-    st.sampled_from(SPECIAL_VALUES),
+    st.sampled_from(SPECIAL_VALUES).map(copy.deepcopy),  # a copy: a mutation must not edit the pool
     st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1),
     st.floats(),
     st.text(max_size=20),

@@ -83,7 +83,7 @@ class HamiltonJacobiModel(Model):
                            minimum=0.0),
             "replicas": Key("int", 4, "Elastic-SGD replicas per run.", positive=True),
             "record_every": Key("int", 1, "Record the path every this many outer steps.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
         },
         "homogenisation": {
             "points": Key("floats", None, "Points x (1-D: a list of numbers) where the averaged Entropy-SGD "
@@ -92,7 +92,7 @@ class HamiltonJacobiModel(Model):
             "inner": Key("int", 2000, "Inner Langevin steps.", positive=True),
             "burn": Key("int", 200, "Steps discarded before averaging.", minimum=0),
             "eta_y": Key("float", 0.005, "Inner step size.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
         },
     }
 

@@ -54,7 +54,7 @@ class HJBModel(Model):
             "particles": Key("int", 4000, "Particles per process (controlled, uncontrolled).", positive=True),
             "particle_steps": Key("int", 200, "Euler-Maruyama steps on [0, T]; the feedback grad u is "
                                   "stored at these times.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
             "density": Key("str", "both", "Forward densities saved: pde (Fokker-Planck finite volumes: "
                            "rho_controlled, rho_uncontrolled), particles (histograms rho, rho_sgd) or both "
                            "(with the PDE/particle comparison diagnostics). The particles always run "
