@@ -69,7 +69,8 @@ def check_fits(cells: tuple[int, ...], memory: int | None = None) -> None:
     n = math.prod(cells)
     need = 8 * n
     if have is not None and need > have:
-        raise MeshError(f"{n:.3g} cells ({' x '.join(map(str, cells))}): one field needs "
+        shown = f"{n:.3g}" if n < 10 ** 300 else "more than 1e+300"  # an int beyond float range
+        raise MeshError(f"{shown} cells ({' x '.join(map(str, cells))}): one field needs "
                         f"{format_bytes(need)}, this machine has {format_bytes(have)}", "cells")
 
 
