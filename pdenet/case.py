@@ -51,6 +51,8 @@ class Key:
         elif kind == "str":
             if not isinstance(value, str):
                 fail(f"expected a string, got {value!r}")
+            if "\0" in value:
+                fail(f"must not contain a NUL character, got {value!r}")
         elif kind == "bool":
             if not isinstance(value, bool):
                 fail(f"expected true or false, got {value!r}")
@@ -206,6 +208,8 @@ def parse_override(item):
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         value = text
+    except (RecursionError, MemoryError):
+        raise CaseError("--set: the value is nested too deeply", key=key) from None
     return key.split("."), value
 
 
@@ -297,6 +301,11 @@ def _deepcopy(obj):
     return obj
 
 
+#: most time steps a case may ask for through t_end/dt (a tiny dt would otherwise overflow or march
+#: for ever)
+MAX_STEPS = 10**12
+
+
 def resolve_time(time, key_prefix="time"):
     """Fill t_end/steps/dt from any two (steps wins a rounding tie); returns a new dict."""
     t_end, steps, dt = time.get("t_end"), time.get("steps"), time.get("dt")
@@ -304,7 +313,11 @@ def resolve_time(time, key_prefix="time"):
     if given < 2:
         raise CaseError("give two of t_end, steps, dt", key=key_prefix)
     if steps is None:
-        steps = round(t_end / dt)
+        ratio = t_end / dt
+        if not math.isfinite(ratio) or ratio > MAX_STEPS:
+            raise CaseError(f"t_end={t_end} / dt={dt} is {ratio:.3g} steps (at most {MAX_STEPS:.0e})",
+                            key=f"{key_prefix}.dt")
+        steps = round(ratio)
         if steps < 1 or abs(steps * dt - t_end) > 1e-9 * t_end:
             raise CaseError(f"t_end={t_end} is not a whole number of steps dt={dt}", key=f"{key_prefix}.dt")
     elif t_end is None:
@@ -399,6 +412,8 @@ def load_case(path_or_text, overrides=()):
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CaseError(f"invalid TOML: {exc}", source=source) from None
+    except (RecursionError, MemoryError):
+        raise CaseError("invalid TOML: arrays or tables nested too deeply", source=source) from None
     try:
         apply_overrides(raw, overrides)
     except CaseError as exc:

@@ -125,24 +125,55 @@ def cmd_validate(args):
     return 0
 
 
+class _Reading:
+    """Maps what a damaged output file raises while it is read (h5py's RuntimeError/OSError on a
+    corrupt header or attribute, a TypeError/ValueError/UnicodeError from an attribute of the wrong
+    type) to a one-line :class:`~pdenet.errors.OutputError` naming the file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from .errors import OutputError, PdenetError, one_line
+
+        if exc is None or isinstance(exc, PdenetError) or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, (OSError, RuntimeError, ValueError, TypeError, KeyError, IndexError,
+                            AttributeError, UnicodeError)):
+            raise OutputError(one_line(f"{self.path}: damaged or not a pdenet output file "
+                                       f"({type(exc).__name__}: {exc})")) from None
+        return False
+
+
 def cmd_info(args):
+    from .errors import one_line
     from .io import open_result
 
-    print(open_result(args.file).summary())
+    with _Reading(args.file):
+        summary = open_result(args.file).summary()
+    # an attribute of a damaged file may hold any bytes: print them escaped, not raw
+    print("\n".join(one_line(line) for line in summary.splitlines()))
     return 0
 
 
 def cmd_plot(args):
-    from .errors import OutputError
+    from .errors import OutputError, one_line
     from .io import open_result
-    from .plot import plot_file
+    from .plot import check_image_path, plot_file
 
-    result = open_result(args.file)
     out = args.output or os.path.splitext(args.file)[0] + ".png"
+    check_image_path(out)
+    with _Reading(args.file):
+        result = open_result(args.file)
     try:
         plot_file(result, out, field=args.field, sample=args.sample, diagnostics=not args.no_diagnostics)
     except (KeyError, IndexError) as exc:
         raise OutputError(f"{args.file}: {exc.args[0] if exc.args else exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # an attribute of a damaged file
+        raise OutputError(one_line(f"{args.file}: cannot plot ({type(exc).__name__}: {exc})")) from None
     print(f"wrote {out}")
     return 0
 
@@ -153,6 +184,10 @@ def cmd_converge(args):
 
     case = load_case(args.case, args.overrides)
     values = [v.strip() for v in args.values.split(",") if v.strip()]
+    if args.plot:
+        from .plot import check_image_path
+
+        check_image_path(args.plot)
     study = converge(case, args.key, values, field=args.field, norm=args.norm, quiet=args.quiet)
     print(table(study))
     out = args.output or f"{case.name}_converge.h5"

@@ -31,6 +31,10 @@ def _parse_values(key, values, source):
                 v = float(v) if key == "time.dt" else int(v)
             except ValueError:
                 raise CaseError(f"refinement value {v!r} is not a number", key=key, source=source) from None
+        parts = v if isinstance(v, list) and key == "mesh.cells" else [v]
+        if not parts or any(isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)
+                            or p <= 0 for p in parts):
+            raise CaseError(f"refinement value {v!r} must be a positive number", key=key, source=source)
         out.append(v)
     if len(out) < 2:
         raise CaseError("a refinement study needs at least two values", key=key, source=source)
@@ -38,6 +42,12 @@ def _parse_values(key, values, source):
     if any(b <= a for a, b in zip(res, res[1:])):
         raise CaseError("values must refine monotonically (cells/steps increasing, dt decreasing)",
                         key=key, source=source)
+    if key == "mesh.cells":  # the runs' fields are compared by restriction onto the coarser mesh
+        for a, b in zip(out, out[1:]):
+            pairs = zip(a, b) if isinstance(a, list) and isinstance(b, list) else [(a, b)]
+            if any(not isinstance(x, int) or not isinstance(y, int) or y % x for x, y in pairs):
+                raise CaseError(f"{b} cells is not an integer refinement of {a} (each value must be a "
+                                f"multiple of the one before, e.g. {a},{2 * a})", key=key, source=source)
     return out
 
 

@@ -2,6 +2,14 @@
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines, NUL, ...) escaped, so that a message quoting a
+    file name, key or value stays one printable line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class PdenetError(Exception):
     """Base class. ``str(err)`` is the one-line message shown by the CLI."""
 
@@ -19,7 +27,7 @@ class CaseError(PdenetError):
         where = self.source or "<case>"
         if self.key:
             where += f": {self.key}"
-        return f"{where}: {self.reason}"
+        return one_line(f"{where}: {self.reason}")
 
     def at(self, source: str | None = None, key: str | None = None) -> CaseError:
         """Return a copy located at ``source``/``key`` (filling what is unknown)."""

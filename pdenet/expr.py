@@ -11,6 +11,7 @@ The checked tree is turned into nested numpy closures and evaluated on arrays.
 import ast
 import difflib
 import operator
+import warnings
 
 import numpy as np
 from scipy import special
@@ -99,7 +100,12 @@ class Expression:
                                               f"(at most {MAX_LENGTH}): {_short(text)}"))
         try:
             # '^' means power; rewriting it before parsing gives it the precedence of '**'
-            tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
+            # (quietly: Python's SyntaxWarnings, e.g. "invalid decimal literal" for '1if', would
+            # print a second line)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
         except SyntaxError as exc:
             why = f" ({exc.msg[:80]})" if exc.msg and exc.msg != "invalid syntax" else ""
             raise ExpressionError(self._where(f"syntax error at column {exc.offset}{why}: {_short(text)}")) from None

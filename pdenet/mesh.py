@@ -69,7 +69,8 @@ def check_fits(cells: tuple[int, ...], memory: int | None = None) -> None:
     n = math.prod(cells)
     need = 8 * n
     if have is not None and need > have:
-        raise MeshError(f"{n:.3g} cells ({' x '.join(map(str, cells))}): one field needs "
+        shown = f"{n:.3g}" if n < 10 ** 300 else "more than 1e+300"  # an int beyond float range
+        raise MeshError(f"{shown} cells ({' x '.join(map(str, cells))}): one field needs "
                         f"{format_bytes(need)}, this machine has {format_bytes(have)}", "cells")
 
 
@@ -112,11 +113,21 @@ class Mesh:
             if isinstance(s, Boundary):
                 return s
             if isinstance(s, dict):
-                return Boundary(str(s.get("kind", "none")), float(s.get("value", 0.0)))
-            return Boundary(str(s))
+                kind, value = s.get("kind", "none"), s.get("value", 0.0)
+                if (not isinstance(kind, str) or isinstance(value, bool)
+                        or not isinstance(value, (int, float))):
+                    raise MeshError(f"a condition table is {{kind = <name>, value = <number>}}, got {s!r}",
+                                    "boundary")
+                return Boundary(kind, float(value))
+            if not isinstance(s, str):
+                raise MeshError(f"expected a condition ({', '.join(BOUNDARY_KINDS)}), got {s!r}", "boundary")
+            return Boundary(s)
 
         if isinstance(spec, (str, Boundary, dict)):
             spec = [spec] * ndim
+        if not isinstance(spec, (list, tuple)):
+            raise MeshError(f"expected a condition ({', '.join(BOUNDARY_KINDS)}), a list per dimension or "
+                            f"[low, high] pairs, got {spec!r}", "boundary")
         spec = list(spec)
         if len(spec) != ndim:
             raise MeshError(f"has {len(spec)} entries, expected {ndim}", "boundary")

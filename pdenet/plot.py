@@ -27,10 +27,23 @@ class _Figures:
 plt = _Figures()
 
 
+def check_image_path(path):
+    """:class:`~pdenet.errors.OutputError` (one line) when matplotlib cannot write an image named
+    ``path`` (its extension names no format it knows), before anything is computed."""
+    from .errors import OutputError
+
+    ext = str(path).rpartition(".")[2].lower() if "." in str(path) else ""
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext not in formats:
+        raise OutputError(f"{path}: cannot write an image with extension {('.' + ext) if ext else '(none)'!r}; "
+                          f"use one of {', '.join('.' + f for f in sorted(formats))}")
+
+
 def plot_file(result, path, **options):
     """`pdenet plot`: the model's own plotter when it has one, else :func:`plot_result`."""
     from .models import get_plotter
 
+    check_image_path(path)
     plotter = get_plotter(result.attrs.get("model"))
     if plotter is not None:
         return plotter(result, path, **options)

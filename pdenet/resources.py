@@ -14,7 +14,7 @@ _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 def format_bytes(n: float) -> str:
     """``8e15`` -> ``'8.0 PB'`` (decimal units, one decimal)."""
-    n = float(n)
+    n = float(min(n, 10 ** 300))  # a count beyond any machine (and beyond float range)
     for unit in _UNITS:
         if abs(n) < 1000.0 or unit == _UNITS[-1]:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -64,7 +64,12 @@ class LinearStepper:
             n = A.shape[0]
             eye = sp.identity(n, format="csc")
             coef = {"beuler": 1.0, "cn": 0.5, "bdf2": 2.0 / 3.0}[kind]
-            lu = spla.splu(_csc(eye - (coef * self.dt) * A), **self._lu_options)
+            try:
+                lu = spla.splu(_csc(eye - (coef * self.dt) * A), **self._lu_options)
+            except RuntimeError as exc:  # SuperLU: "Factor is exactly singular" (a step matrix with
+                # overflowed or cancelling coefficients): a numerical failure of the run, one line
+                raise NumericalError(f"the {kind} step matrix I - {coef:g} dt A (dt = {self.dt:g}) "
+                                     f"cannot be factored: {exc}") from None
             self.factorisations += 1
             if self.time_dependent:
                 self._factors.clear()

@@ -41,7 +41,8 @@ def relative_entropy(mesh, rho, gibbs):
     """KL(rho | gibbs) = int rho log(rho / gibbs) (gibbs normalised; rho taken as given)."""
     pos = rho > 0
     val = np.zeros_like(rho)
-    val[pos] = rho[pos] * (np.log(rho[pos]) - np.log(gibbs[pos]))
+    with np.errstate(divide="ignore"):  # gibbs = 0 where rho > 0: KL = inf, reported as such
+        val[pos] = rho[pos] * (np.log(rho[pos]) - np.log(gibbs[pos]))
     return float(mesh.integrate(val))
 
 

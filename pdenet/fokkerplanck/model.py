@@ -83,17 +83,17 @@ class FokkerPlanckModel(Model):
             "samples": Key("int", 200, "Data set size N (x_k standard normal, seeded).", positive=True),
             "theta_star": Key("float", 1.0, "Parameter generating the data."),
             "noise": Key("float", 0.5, "linear: standard deviation of the label noise.", minimum=0.0),
-            "seed": Key("int", 0, "Seed of the data set."),
+            "seed": Key("int", 0, "Seed of the data set.", minimum=0),
             "lr": Key("float", 0.1, "SGD learning rate (time t = steps * lr).", positive=True),
             "batch": Key("int", 1, "Mini-batch size B (drawn with replacement).", positive=True),
             "chains": Key("int", 0, "Independent SGD runs simulated beside the PDE and compared with "
                           "it at every save (0: none).", minimum=0),
-            "chain_seed": Key("int", 1, "Seed of the SGD runs."),
+            "chain_seed": Key("int", 1, "Seed of the SGD runs.", minimum=0),
         },
         "particles": {
             "count": Key("int", 0, "Number of SDE particles (0: none). Simulated beside the PDE, "
                          "compared with it at every save.", minimum=0),
-            "seed": Key("int", 0, "Seed of the particle ensemble."),
+            "seed": Key("int", 0, "Seed of the particle ensemble.", minimum=0),
             "dt": Key("float", None, "Euler-Maruyama step (default: the PDE step, at most 0.01).",
                       positive=True),
             "start": Key("floats", None, "Start all particles at this point (default: sample the "
@@ -193,6 +193,14 @@ class FokkerPlanckModel(Model):
                                  f"SGD steps lr = {lr:g}", key="time.dt")
             if self.D_time and self.t_end > 0.0:  # D(t) evaluated at both ends of time
                 self.operator(self.t_end)
+
+    def memory_counts(self):
+        """The SDE particles, the SGD runs and the SGD data set: a few arrays of d or 1 per
+        particle, run or sample."""
+        c, d = self.case, self.mesh.ndim
+        return {"particles.count": 8 * c["particles.count"] * (4 * d + 4),
+                "sgd.chains": 8 * c["sgd.chains"] * 8,
+                "sgd.samples": 8 * c["sgd.samples"] * 6}
 
     def _coefficients(self, m):
         """Potential, drift, diffusion and absorbing set from the case (or from [sgd])."""

@@ -60,6 +60,10 @@ class HeatModel(Model):
         self.kappa = float(case["model.kappa"])
         self.t_end, self.steps, self.dt = case["time.t_end"], case["time.steps"], case["time.dt"]
         self.stepper_name = case["time.stepper"]
+        small = min(mesh.spacing)
+        if not small * small > 0.0 or 1.0 / (small * small) == float("inf"):
+            raise case.error(f"the mesh spacing {small:.3g} is too small for the Laplacian (1/h^2 overflows)",
+                             key="mesh.cells")
         self.dt_stable = stable_dt(mesh, self.kappa)
         if self.stepper_name == "euler" and self.dt > self.dt_stable * (1 + 1e-12):
             need = int(np.ceil(self.t_end / self.dt_stable))
@@ -85,6 +89,11 @@ class HeatModel(Model):
             self.A, self.b = laplacian(mesh, self.kappa)
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.boundary") from None
+        with np.errstate(all="ignore"):
+            finite = bool(np.all(np.isfinite(self.A.data * (self.kappa * self.dt))) and np.all(np.isfinite(self.b)))
+        if not finite:  # a spacing so small that 1/h^2 overflows: the step matrix is not finite
+            raise case.error(f"the mesh spacing {min(mesh.spacing):.3g} is too small: the Laplacian "
+                             f"(1/h^2) times kappa dt overflows", key="mesh.cells")
 
     def _evaluate(self, key: str, t: float = 0.0) -> np.ndarray:
         """The expression at ``key`` on the mesh centres at time ``t`` (errors name the key)."""

@@ -14,6 +14,7 @@ Boundaries, per side of each dimension (cell-centred, second order):
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -75,7 +76,8 @@ def laplacian(mesh: Mesh, kappa: float = 1.0) -> tuple[sp.csr_matrix, np.ndarray
 def stable_dt(mesh: Mesh, kappa: float) -> float:
     """The largest stable step of explicit Euler: dt <= 1 / (2 kappa sum_d 1/h_d^2) (Gershgorin:
     every row of A has |diagonal| + |off-diagonals| <= 4 sum_d 1/h_d^2)."""
-    return 1.0 / (2.0 * kappa * sum(1.0 / h ** 2 for h in mesh.spacing))
+    rate = 2.0 * kappa * sum(1.0 / h ** 2 if h ** 2 > 0.0 else math.inf for h in mesh.spacing)
+    return 1.0 / rate if rate > 0.0 else math.inf  # (a spacing whose square underflows: rate inf, dt 0)
 
 
 class HeatStepper:
@@ -96,7 +98,12 @@ class HeatStepper:
         if name != "euler":
             c = 1.0 if name == "beuler" else 0.5
             eye = sp.identity(A.shape[0], format="csc")
-            self.lu = spla.splu(sp.csc_matrix(eye - (c * self.dt) * self.KA))
+            try:
+                self.lu = spla.splu(sp.csc_matrix(eye - (c * self.dt) * self.KA))
+            except RuntimeError as exc:  # SuperLU: "Factor is exactly singular": one line from the runner
+                from solvers.errors import NumericalError
+
+                raise NumericalError(f"the {name} step matrix cannot be factored: {exc}") from None
 
     def _s(self, t: float) -> np.ndarray | float:
         return 0.0 if self.source is None else self.source(t)

@@ -34,7 +34,11 @@ class HamiltonJacobiModel(Model):
     fields = ("u", "grad_u", "u_inviscid", "v_heat")
     coordinate_prefix = "x"
     schema = {
-        "time": TIME_SCHEMA,
+        "time": {**TIME_SCHEMA,
+                 "allow_unstable": Key("bool", False, "Run an explicit stepper (euler, ssp-rk3) with a "
+                                       "given time.dt (or steps) above its stability limit at t = 0 "
+                                       "(CFL 1 and the explicit diffusion bound); otherwise that is an "
+                                       "error.")},
         "model": {
             "f": Key("expr", REQUIRED, "Initial data / loss f(x) (x in 1-D, x1, x2, x3 otherwise)."),
             "nu": Key("float", None, "Diffusion coefficient nu >= 0 (give nu or beta)."),
@@ -79,7 +83,7 @@ class HamiltonJacobiModel(Model):
                            minimum=0.0),
             "replicas": Key("int", 4, "Elastic-SGD replicas per run.", positive=True),
             "record_every": Key("int", 1, "Record the path every this many outer steps.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
         },
         "homogenisation": {
             "points": Key("floats", None, "Points x (1-D: a list of numbers) where the averaged Entropy-SGD "
@@ -88,7 +92,7 @@ class HamiltonJacobiModel(Model):
             "inner": Key("int", 2000, "Inner Langevin steps.", positive=True),
             "burn": Key("int", 200, "Steps discarded before averaging.", minimum=0),
             "eta_y": Key("float", 0.005, "Inner step size.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
         },
     }
 
@@ -146,6 +150,7 @@ class HamiltonJacobiModel(Model):
                                     else ("v_heat", self._scheme(self.nu, a=0.0)) for name in self.compare}
         except ValueError as exc:
             raise case.error(str(exc), key="mesh.cells") from None
+        self._check_stable_dt()
         self._check_exact()
         self.want = set(self.saved_fields())
         x0 = np.atleast_1d(np.asarray(case["particles.x0"], float))
@@ -155,6 +160,27 @@ class HamiltonJacobiModel(Model):
         if pts is not None and self.mesh.ndim != 1:
             raise case.error("the homogenisation check takes 1-D points (a list of numbers); "
                              "the mesh is not 1-D", key="homogenisation.points")
+
+    def _check_stable_dt(self):
+        """A given step (time.dt, or t_end/steps) of an explicit stepper must not exceed the
+        scheme's stability limit at t = 0: the CFL rule of :meth:`HJScheme.max_dt` with cfl = 1
+        (max|dH/dp_d|/h_d at f, plus the explicit diffusion bound), for the solve and each
+        comparison solve. A step above it runs to the end with a wrong answer (no blow-up need
+        happen), so it is an error unless ``time.allow_unstable = true``."""
+        c = self.case
+        if not self.dt or c["time.allow_unstable"] or c["time.stepper"] not in ("euler", "ssp-rk3"):
+            return
+        limit = np.inf
+        for scheme in [self.scheme] + [s for _, s in self.compare_schemes.values()]:
+            limit = min(limit, scheme.max_dt(self.f0.copy(), 0.0) / scheme.cfl)
+        if self.dt > limit * (1 + 1e-9):
+            key = "time.dt" if "dt" in (c.raw.get("time") or {}) else "time.steps"
+            steps = int(np.ceil(self.t_end / limit)) if np.isfinite(self.t_end / limit) else None
+            more = f" (time.steps >= {steps})" if steps else ""
+            raise c.error(f"dt = {self.dt:.6g} is {self.dt / limit:.3g} times the stability limit "
+                          f"{limit:.6g} of the explicit {c['time.stepper']} stepper at t = 0; give a "
+                          f"smaller step{more}, leave time.dt and time.steps out for the automatic step, "
+                          f"or set time.allow_unstable = true", key=key)
 
     def _scheme(self, nu, a=1.0):
         c, mesh = self.case, self.mesh
@@ -304,6 +330,16 @@ class HamiltonJacobiModel(Model):
             summary.update(self._homogenisation(sink, u))
         sink.set_attrs({k: v for k, v in summary.items() if np.ndim(v) == 0})
         return summary
+
+    def memory_counts(self):
+        """The particle algorithms: each run's path (every outer step) and a few work arrays per
+        run (replicas, inner samples)."""
+        c, d = self.case, self.mesh.ndim
+        if not c["particles.algorithms"]:
+            return {}
+        runs, steps = c["particles.runs"], c["particles.steps"]
+        work = max(c["particles.replicas"], c["particles.inner"], c["particles.inner_hj"]) + 4
+        return {"particles.runs": 8 * runs * ((steps + 1) * (d + 1) + d * work)}
 
     # -- particles ----------------------------------------------------------
     def particle_options(self):

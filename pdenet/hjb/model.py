@@ -54,7 +54,7 @@ class HJBModel(Model):
             "particles": Key("int", 4000, "Particles per process (controlled, uncontrolled).", positive=True),
             "particle_steps": Key("int", 200, "Euler-Maruyama steps on [0, T]; the feedback grad u is "
                                   "stored at these times.", positive=True),
-            "seed": Key("int", 0, "Seed."),
+            "seed": Key("int", 0, "Seed.", minimum=0),
             "density": Key("str", "both", "Forward densities saved: pde (Fokker-Planck finite volumes: "
                            "rho_controlled, rho_uncontrolled), particles (histograms rho, rho_sgd) or both "
                            "(with the PDE/particle comparison diagnostics). The particles always run "
@@ -118,6 +118,13 @@ class HJBModel(Model):
         stepper = c["time.stepper"]
         return HJScheme(self.mesh, nu=self.nu, order=c["model.order"], flux=c["model.flux"], a=a,
                         drift=self.drift, cfl=c["time.cfl"], stepper=stepper)
+
+    def memory_counts(self):
+        """The value functions and their gradients at every particle step ((K+1) (d+2) cells) and
+        the particles (state, copies and per-particle costs, a few arrays of d or 1 per particle)."""
+        c, d = self.case, self.mesh.ndim
+        return {"model.particle_steps": 8 * (c["model.particle_steps"] + 1) * (d + 2) * self.mesh.size,
+                "model.particles": 8 * c["model.particles"] * (4 * d + 6)}
 
     def work_units(self):
         K = self.case["model.particle_steps"]

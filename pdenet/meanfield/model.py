@@ -59,7 +59,7 @@ class MeanFieldModel(Model):
                 "width": Key("int", 1000, "Width of the random network (0: maps only).", minimum=0),
                 "replicates": Key("int", 100, "Independent networks for the sampling error "
                                   "(exact conditional sampler; 0 or 1: none).", minimum=0),
-                "seed": Key("int", 0, "Seed of the random networks."),
+                "seed": Key("int", 0, "Seed of the random networks.", minimum=0),
             },
             "lr_control": {
                 "a": Key("float", 1.0, "Curvature of f(x) = a x^2/2.", positive=True),
@@ -68,7 +68,7 @@ class MeanFieldModel(Model):
                 "m0": Key("float", 1.0, "Initial second moment E[x_0^2].", positive=True),
                 "T": Key("float", 10.0, "Horizon in SME time.", positive=True),
                 "runs": Key("int", 20000, "Simulated SGD runs per schedule.", positive=True),
-                "seed": Key("int", 0, "Seed of the SGD simulation."),
+                "seed": Key("int", 0, "Seed of the SGD simulation.", minimum=0),
                 "hjb_cells": Key("int", 1201, "Grid points in m of the HJB solve.", positive=True),
                 "hjb_steps": Key("int", 1000, "Time steps of the HJB solve.", positive=True),
             },

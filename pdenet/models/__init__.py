@@ -49,6 +49,9 @@ def model_names() -> list[str]:
 
 def get_model(name: str) -> type[Model]:
     """The model class registered as ``name`` (imports its package on first use)."""
+    if not isinstance(name, str):
+        raise CaseError(f"expected a string (a model name), got {name!r}; available: "
+                        f"{', '.join(model_names())}", key="case.model")
     if name not in REGISTRY:
         near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
@@ -64,5 +67,5 @@ def all_models() -> dict[str, type[Model]]:
 
 def get_plotter(name: str) -> Callable[..., Any] | None:
     """The figure function of model ``name`` or None (imports matplotlib)."""
-    spec = PLOTTERS.get(name)
+    spec = PLOTTERS.get(name) if isinstance(name, str) else None  # a damaged file's attribute
     return _resolve(spec) if spec is not None else None

@@ -105,9 +105,16 @@ class Model:
             saves = 2
         return 8 * self.mesh.size * (max(len(self.fields), 1) * saves + 4)
 
+    def memory_counts(self) -> dict[str, int]:
+        """Bytes the run needs besides :meth:`memory_estimate`, by the case key whose count they
+        grow with (``{"model.particles": ...}``: particles, samples, runs, stored steps). Called
+        by the base constructor like :meth:`memory_estimate`. Default: none."""
+        return {}
+
     def check_memory(self) -> None:
-        """CaseError (key mesh.cells) when :meth:`memory_estimate` exceeds the memory available on
-        this machine (the least over the ranks of a parallel run, so every rank decides alike)."""
+        """CaseError when :meth:`memory_estimate` plus :meth:`memory_counts` exceeds the memory
+        available on this machine (the least over the ranks of a parallel run, so every rank decides
+        alike), naming the key with the largest share (mesh.cells for the mesh-sized part)."""
         from ..resources import available_memory, format_bytes
 
         have = available_memory()
@@ -116,13 +123,21 @@ class Model:
             have = min(known) if known else None
         if have is None:
             return
-        need = self.memory_estimate()
+        parts = {"mesh.cells": self.memory_estimate()}
+        for key, size in self.memory_counts().items():
+            parts[key] = parts.get(key, 0) + size
+        need = sum(parts.values())
         if self.comm is not None:
             need = -(-need // self.comm.Get_size())
         if need > have:
-            raise self.case.error(f"the case needs {format_bytes(need)} of memory ({self.mesh.size:.3g} "
-                                  f"cells{' per rank' if self.comm is not None else ''}), this machine has "
-                                  f"{format_bytes(have)} available", key="mesh.cells")
+            key = max(parts, key=parts.get)
+            if key == "mesh.cells":
+                what = f"{self.mesh.size:.3g} cells{' per rank' if self.comm is not None else ''}"
+            else:
+                what = f"{key} = {self.case.get(key)!r}"
+            need_text = format_bytes(min(need, 10**30))  # a count beyond any machine: no float overflow
+            raise self.case.error(f"the case needs {need_text} of memory ({what}), this machine has "
+                                  f"{format_bytes(have)} available", key=key)
 
     def exact_parameters(self) -> dict[str, float]:
         """Named model parameters an ``[exact]`` expression may use besides the coordinates and t
@@ -131,8 +146,19 @@ class Model:
         return {}
 
     def check_exact(self) -> None:
-        """Evaluate every ``[exact]`` expression on the mesh at t = 0 and at ``time.t_end`` (when
-        known): an expression that is malformed or not finite there is rejected now."""
+        """Every ``[exact]`` name must be one of the model's ``fields`` (a misspelt name would
+        otherwise be ignored); evaluate every ``[exact]`` expression on the mesh at t = 0 and at
+        ``time.t_end`` (when known): an expression that is malformed or not finite there is
+        rejected now."""
+        exact = self.case.get("exact") or {}
+        for field in exact:
+            if field not in self.fields:
+                import difflib
+
+                near = difflib.get_close_matches(field, list(self.fields), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise self.case.error(f"no field {field!r} in model {self.name!r}{hint}; its fields: "
+                                      f"{', '.join(self.fields)}", key=f"exact.{field}")
         t_end = self.case.get("time.t_end")
         for t in (0.0,) if t_end is None else (0.0, t_end):
             self._exact_expressions(t, sparse=True)

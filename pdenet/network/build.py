@@ -178,12 +178,12 @@ def class_targets(case, labels: np.ndarray, key: str) -> np.ndarray:
     c = case
     M, loss = c["model.output.classes"], c["model.output.loss"]
     if loss == "softmax":
-        if labels.min() < 0 or labels.max() >= M:
+        if labels.size and (labels.min() < 0 or labels.max() >= M):
             raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
         return labels
     if loss == "logistic" and M == 1:
         return labels.reshape(-1, 1).astype(float)
-    if labels.max() >= M:
+    if labels.size and labels.max() >= M:
         raise c.error(f"labels must lie in 0..{M - 1} (model.output.classes = {M})", key=key)
     onehot = np.zeros((labels.size, M))
     onehot[np.arange(labels.size), labels] = 1.0
@@ -206,6 +206,9 @@ def _dataset(case, mesh, source: str) -> Data:
             d = load_file(c.resolve_path(c["data.path"]), c["data.test_fraction"], seed, limit)
     except DataError as exc:
         raise c.error(str(exc), key="data.source" if source != "file" else "data.path") from None
+    if len(d.labels) == 0:
+        raise c.error(f"leaves no training samples ({source} data, data.limit = {limit})",
+                      key="data.test_fraction")
     if len(d.cells) != mesh.ndim:
         raise c.error(f"the {source} data live on a {len(d.cells)}-D grid {d.cells}; the label mesh is "
                       f"{mesh.ndim}-D", key="mesh.cells")
@@ -218,7 +221,8 @@ def _dataset(case, mesh, source: str) -> Data:
 
     def on_mesh(x):
         return np.ascontiguousarray(grid.prolong(x, mesh).reshape(x.shape[0], mesh.size))
-    test = (on_mesh(d.test_inputs), class_targets(c, d.test_labels, "data.source"))
+    # test_fraction = 0 (or a file without a test split): no held-out set, as for the other sources
+    test = (on_mesh(d.test_inputs), class_targets(c, d.test_labels, "data.source")) if len(d.test_labels) else None
     return Data(on_mesh(d.inputs), class_targets(c, d.labels, "data.source"), test, d.description)
 
 

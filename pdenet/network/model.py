@@ -26,7 +26,7 @@ def _init_keys(what):
     return {
         "init": Key("str", "expression", f"How {what} is initialised: from `expression`, seeded "
                     "`random` normal entries, or `zero`.", choices=INIT),
-        "seed": Key("int", 0, "Seed of the random initialisation."),
+        "seed": Key("int", 0, "Seed of the random initialisation.", minimum=0),
         "scale": Key("float", 1.0, "Standard deviation scale of the random initialisation.", minimum=0.0),
     }
 
@@ -77,7 +77,7 @@ class NetworkModel(Model):
                 "transform": Key("str", "none", "h in C = h(O_T) for the l2 loss.", choices=["none", "logistic"]),
                 "init": Key("str", "random", "How W is initialised (mu starts at 0): seeded `random` "
                             "normal entries or `zero`.", choices=["random", "zero"]),
-                "seed": Key("int", 0, "Seed of the random W (mu starts at 0)."),
+                "seed": Key("int", 0, "Seed of the random W (mu starts at 0).", minimum=0),
                 "scale": Key("float", 1.0, "Scale of the random W.", minimum=0.0),
             },
         },
@@ -102,7 +102,7 @@ class NetworkModel(Model):
                            "for all; may use s)."),
             "labels": Key("ints", None, "classes output: integer label per sample (softmax) or 0/1 "
                           "(logistic with classes = 1)."),
-            "seed": Key("int", 0, "Seed of the random source, of the train/test split, of mnist1d."),
+            "seed": Key("int", 0, "Seed of the random source, of the train/test split, of mnist1d.", minimum=0),
             "scale": Key("float", 1.0, "Standard deviation of random inputs.", minimum=0.0),
         },
         "train": {
@@ -112,7 +112,7 @@ class NetworkModel(Model):
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
             "batch_size": Key("int", 0, "gd/adam: mini-batch size (0: full batch).", minimum=0),
-            "seed": Key("int", 0, "Seed of the mini-batch order."),
+            "seed": Key("int", 0, "Seed of the mini-batch order.", minimum=0),
             "tau": Key("float", 1.0, "pam: proximal step tau.", positive=True),
             "inner_tol": Key("float", 1e-6, "pam: tolerance of each proximal sub-problem (projected "
                              "gradient max-norm).", positive=True),
@@ -201,6 +201,12 @@ class NetworkModel(Model):
             kernel = 2 * K * math.prod(2 * n - 1 for n in self.mesh.cells)
         kept = steps + 1 if not every else steps // every + every
         return 8 * (kernel + kept * S * N)
+
+    def memory_counts(self):
+        """The output layer (M x N weights, their gradient and optimiser moments)."""
+        c = self.case
+        M = c["model.output.classes"] if c["model.output.kind"] == "classes" else 1
+        return {"model.output.classes": 8 * 4 * M * self.mesh.size}
 
     # -- construction: the validation phase -----------------------------------------------
     def __init__(self, case, comm=None):
