@@ -130,7 +130,7 @@ class Model:
         if self.comm is not None:
             need = -(-need // self.comm.Get_size())
         if need > have:
-            key = max(parts, key=parts.get)
+            key = max(parts, key=lambda k: parts[k])
             if key == "mesh.cells":
                 what = f"{self.mesh.size:.3g} cells{' per rank' if self.comm is not None else ''}"
             else:
