@@ -68,6 +68,10 @@ class AdaptiveSystem(Protocol):
         ...
 
 
+#: the most saved times a schedule holds (its list of times alone would otherwise exhaust memory)
+MAX_SAVES = 10_000_000
+
+
 @dataclass(frozen=True)
 class SaveSchedule:
     """The saved times, and for fixed-step systems the step index of each."""
@@ -88,6 +92,10 @@ class SaveSchedule:
         """Save the initial state, every ``every``-th step and always the last one."""
         if every < 1:
             raise ValueError(f"save every {every} steps: must be >= 1")
+        count = -(-steps // every) + 1
+        if count > MAX_SAVES:
+            raise ValueError(f"{count:.3g} saves ({steps} steps, one save every {every}): more than "
+                             f"{MAX_SAVES:.0e} saved times; save less often")
         idx = list(range(0, steps, every)) + [steps]
         return cls(tuple(t0 + n * dt for n in idx), tuple(idx))
 
@@ -98,6 +106,8 @@ class SaveSchedule:
         fixed-step system) the saves must fall on steps: ``steps`` divisible by ``outputs``."""
         if outputs < 1:
             raise ValueError(f"outputs = {outputs}: must be >= 1")
+        if outputs + 1 > MAX_SAVES:
+            raise ValueError(f"{outputs} outputs: more than {MAX_SAVES:.0e} saved times; save less often")
         if steps is None:
             return cls(tuple(t0 + (t_end - t0) * k / outputs for k in range(outputs + 1)))
         if steps % outputs:

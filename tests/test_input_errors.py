@@ -136,3 +136,15 @@ def test_expression_issue_inputs_through_the_cli(tmp_path):
         p = run_cli("validate", case_path("hj_quadratic_1d.toml"), "--set", f'model.f="{text}"')
         assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr[-300:]
         assert "hj_quadratic_1d.toml: model.f: " in p.stderr
+
+
+def test_a_schedule_of_10_to_the_12_saves_is_refused_before_it_is_built():
+    """Found by the slow fuzz: time.steps = 10^12 with a save every step built a list of 10^12 save
+    times (MemoryError) while the model was constructed."""
+    from solvers.march import MAX_SAVES, SaveSchedule
+
+    with pytest.raises(ValueError, match="saved times"):
+        SaveSchedule.every(10 ** 12, 1e-12, 1)
+    with pytest.raises(ValueError, match="saved times"):
+        SaveSchedule.uniform(1.0, MAX_SAVES)
+    assert len(SaveSchedule.every(10 ** 12, 1e-12, 10 ** 6).times) == 10 ** 6 + 1

@@ -226,7 +226,8 @@ class Model:
                 return SaveSchedule.uniform(t_end, default_outputs)
             return SaveSchedule.every(steps, t_end / steps, every or 1)
         except ValueError as exc:
-            raise self.case.error(str(exc), key="time.outputs") from None
+            key = "time.outputs" if outputs is not None else "time.save_every" if every is not None else "time.steps"
+            raise self.case.error(str(exc), key=key) from None
 
     # -- errors against [exact]: one naming scheme for every model ----------------------------------
     def exact_errors(self, field: str, t: float, value: npt.ArrayLike,
