@@ -107,19 +107,19 @@ def _random_text():
     return st.lists(st.sampled_from(tokens), max_size=60).map("".join) | st.text(max_size=40)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(_random_text())
 def test_expression_random_text(text):
     _check_expression(text, "expression text")
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(EXPRESSIONS)
 def test_expression_random_trees(text):
     _check_expression(text, "expression tree")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(PATHOLOGICAL)
 def test_expression_pathological_sizes(text):
     _check_expression(text, "expression long/deep")
@@ -248,7 +248,7 @@ def _check_cases(tmp_path_factory, case, label):
     _validate(path, label)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(mutated_cases())
 def test_case_mutations_validate(tmp_path_factory, case):
     _check_cases(tmp_path_factory, case, "case mutations: validate")
@@ -320,7 +320,7 @@ def _validate_vs_run(tmp_path_factory, case, label, seconds=3.0):
 CHEAP_NAMES = [f"small:{n}" for n in CHEAP]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(mutated_cases(names=CHEAP_NAMES, max_mutations=2, perturb=12))
 def test_validate_equals_run_on_cheap_mutations(tmp_path_factory, case):
     _validate_vs_run(tmp_path_factory, case, "validate == run")
@@ -328,21 +328,21 @@ def test_validate_equals_run_on_cheap_mutations(tmp_path_factory, case):
 
 # -- the thousands-of-examples versions --------------------------------------------------------
 @pytest.mark.slow
-@settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=5000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(st.one_of(EXPRESSIONS, _random_text(), PATHOLOGICAL))
 def test_expression_fuzz_thousands(text):
     _check_expression(text, "expression (slow)")
 
 
 @pytest.mark.slow
-@settings(max_examples=4000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=4000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(mutated_cases(max_mutations=4))
 def test_case_mutations_validate_thousands(tmp_path_factory, case):
     _check_cases(tmp_path_factory, case, "case mutations: validate (slow)")
 
 
 @pytest.mark.slow
-@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(mutated_cases(names=CHEAP_NAMES, max_mutations=3, perturb=12))
 def test_validate_equals_run_thousands(tmp_path_factory, case):
     _validate_vs_run(tmp_path_factory, case, "validate == run (slow)")
