@@ -253,20 +253,25 @@ def main(argv=None):
 
 
 def _main(argv=None):
-    from .errors import CaseError, ExpressionError, PdenetError
-    from .runner import Interrupted
+    from .errors import CaseError, ExpressionError, Interrupted, PdenetError
 
     argv, petsc_args = _split_petsc(argv)
     args = build_parser().parse_args(argv)
-    if petsc_args:
-        from solvers.petsc_backend import set_command_line_options
-
-        set_command_line_options(petsc_args)
     _main.abort = args.command == "run"
-    from .runner import _Interrupts
-
-    _Interrupts.after_interrupt = signal.SIG_IGN   # a second Ctrl-C while reporting the first
     try:
+        if args.command == "run":
+            from .io.lock import refuse_if_locked
+
+            # a target another run holds is refused at once, before numpy, h5py, numba and the
+            # model are imported (the sink's own lock, taken later, is what guarantees it)
+            refuse_if_locked(args.case, args.output, args.overrides)
+        if petsc_args:
+            from solvers.petsc_backend import set_command_line_options
+
+            set_command_line_options(petsc_args)
+        from .runner import _Interrupts
+
+        _Interrupts.after_interrupt = signal.SIG_IGN   # a second Ctrl-C while reporting the first
         return COMMANDS[args.command](args)
     except Interrupted as exc:
         print(f"pdenet: {exc}", file=sys.stderr)

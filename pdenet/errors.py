@@ -44,3 +44,7 @@ class SolverError(PdenetError):
 
 class OutputError(PdenetError):
     """A problem reading or writing an HDF5 result file."""
+
+
+class Interrupted(PdenetError):
+    """Ctrl-C or SIGTERM during a run (partial output kept)."""

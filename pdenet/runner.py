@@ -19,7 +19,7 @@ from solvers.errors import NumericalError
 
 from ._version import __version__
 from .case import load_case
-from .errors import PdenetError, SolverError
+from .errors import Interrupted, PdenetError, SolverError
 from .io import FanOut, H5Sink, MemorySink
 from .io.hdf5 import kept_name
 
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
     from .case import Case
     from .models.base import Model
-
-
-class Interrupted(PdenetError):
-    """Ctrl-C or SIGTERM during a run (partial output kept)."""
 
 
 class _Interrupts:

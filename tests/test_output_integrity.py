@@ -98,6 +98,52 @@ def test_second_cli_run_fails_at_once_with_one_line(tmp_path):
     assert pdenet.open(out).status == "complete" and not _leftovers(tmp_path)
 
 
+REFUSE = """
+import sys, time
+start = time.perf_counter()
+import pdenet.cli
+code = pdenet.cli.main(sys.argv[1:])
+heavy = sorted(m for m in ("numpy", "h5py", "numba", "scipy", "pdenet.runner") if m in sys.modules)
+print(code, f"{time.perf_counter() - start:.4f}", ",".join(heavy) or "-")
+"""
+
+
+@pytest.mark.parametrize("how", ["-o", "case", "case-output-path"])
+def test_the_cli_refuses_a_held_target_before_the_heavy_imports(tmp_path, how):
+    """The command line answers a held target before numpy, h5py, numba or the model are
+    imported: the refusal costs the interpreter's start-up and a TOML read (~0.1 s), not the
+    seconds of a full start. The target is found as the run would find it: -o, the case's
+    [output] path (relative to the case file), or <name>.h5 in the working folder."""
+    from pdenet.io.hdf5 import H5Sink
+
+    case = tmp_path / "c.toml"
+    text = open(FP).read()
+    if how == "case-output-path":
+        text += '\n[output]\npath = "sub/r.h5"\n'
+        (tmp_path / "sub").mkdir()
+    case.write_text(text)
+    name = pdenet.load_case(str(case)).name
+    out = {"-o": tmp_path / "o.h5", "case": tmp_path / f"{name}.h5",
+           "case-output-path": tmp_path / "sub" / "r.h5"}[how]
+    shown = f"{name}.h5" if how == "case" else str(out)  # <name>.h5 is named relative to the working folder
+    holder = H5Sink(str(out))
+    holder.start({"pdenet_version": "x"}, None)
+    try:
+        args = ["run", str(case)] + (["-o", str(out)] if how == "-o" else [])
+        times = []
+        for _ in range(5):
+            p = subprocess.run([sys.executable, "-c", REFUSE, *args], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=120)
+            code, _wall, heavy = p.stdout.split()
+            assert code == "1" and heavy == "-", p.stdout
+            assert p.stderr.strip() == (f"pdenet: error: {shown}: another pdenet run is writing this file "
+                                        f"(lock {shown}.lock is held); wait for it to finish or choose another output")
+            times.append(float(_wall))
+        assert max(times) < 1.0, times
+    finally:
+        holder.finish("complete")
+
+
 class _FailAt(Sink):
     def __init__(self, exc):
         self.exc, self.saves = exc, 0

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import OutputError
+from .lock import held_message, lock_name
 from .sink import Sink
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ class H5Sink(Sink):
     # -- sink protocol --------------------------------------------------------
     def _lock(self) -> None:
         """Hold ``OUT.h5.lock`` exclusively (a run that finds it held fails at once)."""
-        lock = self.path + ".lock"
+        lock = lock_name(self.path)
         while True:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -188,8 +189,7 @@ class H5Sink(Sink):
                     now = None
             except BlockingIOError:
                 os.close(fd)
-                raise OutputError(f"{self.path}: another pdenet run is writing this file (lock {lock} is held); "
-                                  "wait for it to finish or choose another output") from None
+                raise OutputError(held_message(self.path)) from None
             except OSError:
                 os.close(fd)
                 raise
