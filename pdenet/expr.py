@@ -63,15 +63,42 @@ def _short(text, width=60):
     return repr(" ".join(text.split())[:width]) + f"... ({len(text)} characters)"
 
 
+#: operators chained left to right, counted as one level however long the chain
+#: (``a + b - c + ...`` is a sum of many terms, not a deep tree)
+_CHAINS = ((ast.Add, ast.Sub), (ast.Mult, ast.Div))
+
+
+def _chain(node):
+    """``a op b op c ...`` of one family (+/- or * and /), read without recursion: the list
+    ``[(None, a), (op, b), (op, c), ...]`` in evaluation order, or None for any other node."""
+    if not isinstance(node, ast.BinOp):
+        return None
+    for family in _CHAINS:
+        if isinstance(node.op, family):
+            items = []
+            while isinstance(node, ast.BinOp) and isinstance(node.op, family):
+                items.append((node.op, node.right))
+                node = node.left
+            items.append((None, node))
+            return items[::-1]
+    return None
+
+
+def _children(node):
+    chain = _chain(node)
+    return [operand for _, operand in chain] if chain else list(ast.iter_child_nodes(node))
+
+
 def _depth(root):
-    """Depth of an AST, without recursion (a deep tree must not exhaust the stack here)."""
+    """Depth of an AST, without recursion (a deep tree must not exhaust the stack here); a
+    chain of sums or of products counts as one level."""
     deepest, stack = 0, [(root, 1)]
     while stack:
         node, d = stack.pop()
         deepest = max(deepest, d)
         if d > MAX_DEPTH:
             break
-        stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+        stack.extend((child, d + 1) for child in _children(node))
     return deepest
 
 
@@ -110,7 +137,7 @@ class Expression:
             why = f" ({exc.msg[:80]})" if exc.msg and exc.msg != "invalid syntax" else ""
             raise ExpressionError(self._where(f"syntax error at column {exc.offset}{why}: {_short(text)}")) from None
         except (RecursionError, MemoryError):
-            raise ExpressionError(self._where(f"nested too deeply to parse: {_short(text)}")) from None
+            raise ExpressionError(self._where(f"too long or nested too deeply to parse: {_short(text)}")) from None
         except ValueError as exc:  # e.g. a number with more digits than Python converts
             raise ExpressionError(self._where(f"cannot parse {_short(text)}: {exc}")) from None
         depth = _depth(tree.body)
@@ -151,6 +178,19 @@ class Expression:
             allowed = ", ".join(self.variables) or "none"
             raise ExpressionError(self._where(
                 f"unknown name {name!r} in {_short(self.text)}{hint}; variables here: {allowed}"))
+        chain = _chain(node)
+        if chain is not None and len(chain) > 2:
+            # evaluated left to right, as the nested tree would be, in a loop instead of a
+            # recursion per term
+            first = self._compile(chain[0][1])
+            rest = [(_BINARY[type(op)], self._compile(operand)) for op, operand in chain[1:]]
+
+            def fold(env):
+                value = first(env)
+                for op, term in rest:
+                    value = op(value, term(env))
+                return value
+            return fold
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left, right = self._compile(node.left), self._compile(node.right)
             op = _power if isinstance(node.op, ast.Pow) else _BINARY[type(node.op)]

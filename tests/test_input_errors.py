@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pdenet
-from pdenet.errors import CaseError
+from pdenet.errors import CaseError, ExpressionError
 from pdenet.runner import run
 
 from conftest import case_path, run_cli
@@ -132,10 +132,38 @@ def test_plot_and_info_on_bad_paths_and_damaged_files(tmp_path):
 
 
 def test_expression_issue_inputs_through_the_cli(tmp_path):
-    for text in ("1/0", "1" * 400, "-" * 100000 + "x", " + ".join(["x"] * 1000)):
+    for text in ("1/0", "1" * 400, "-" * 100000 + "x", " + ".join(["x"] * 3000)):
         p = run_cli("validate", case_path("hj_quadratic_1d.toml"), "--set", f'model.f="{text}"')
         assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr[-300:]
         assert "hj_quadratic_1d.toml: model.f: " in p.stderr
+    # a long sum is not deep: 1000 terms are a valid expression (one level of the depth limit)
+    p = run_cli("validate", case_path("hj_quadratic_1d.toml"), "--set",
+                f'model.f="{" + ".join(["0.001*x^2"] * 1000)}"')
+    assert p.returncode == 0, p.stderr
+
+
+def test_long_sums_and_products_evaluate_left_to_right():
+    """Chains of + - and of * / are folded in a loop (a sum of 2000 terms is one level of the
+    depth limit, not 2000): the values equal the nested left-to-right evaluation bit for bit."""
+    import numpy as np
+
+    from pdenet.expr import MAX_DEPTH, Expression
+
+    x = np.linspace(-1.0, 1.0, 7)
+    coeffs = np.round(np.random.default_rng(0).uniform(-1, 1, 2000), 3)
+    text = "".join(f"{'+' if c >= 0 else '-'}{abs(float(c))}*x" for c in coeffs)
+    want = np.zeros_like(x)
+    for c in coeffs:  # the order the parser's left-associative tree fixes
+        want = want + float(c) * x if c >= 0 else want - abs(float(c)) * x
+    assert np.array_equal(Expression(text, ["x"])(x=x), want)
+    prod = "x" + "".join(f"{'*' if k % 3 else '/'}1.001" for k in range(1500))
+    want = x.copy()
+    for k in range(1500):
+        want = want * 1.001 if k % 3 else want / 1.001
+    assert np.array_equal(Expression(prod, ["x"])(x=x), want)
+    # nesting still counts: MAX_DEPTH + 1 nested calls are refused in one line
+    with pytest.raises(ExpressionError, match="levels deep"):
+        Expression("sin(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1), ["x"])
 
 
 def test_a_schedule_of_10_to_the_12_saves_is_refused_before_it_is_built():
