@@ -164,7 +164,10 @@ def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) 
     :class:`~pdenet.errors.ExpressionError`) with the one-line message ``run`` would give.
     Writes nothing. ``pdenet validate`` and :func:`run` both call it."""
     loaded = load_case(case, overrides)
-    return loaded.model_cls(loaded, comm)
+    # an overflow while the model is set up (a learning rate near the float maximum) is reported
+    # by the model's own checks of what it computed, in one line, not as numpy warnings
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return loaded.model_cls(loaded, comm)
 
 
 def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None, force=False):

@@ -176,3 +176,15 @@ def test_a_schedule_of_10_to_the_12_saves_is_refused_before_it_is_built():
     with pytest.raises(ValueError, match="saved times"):
         SaveSchedule.uniform(1.0, MAX_SAVES)
     assert len(SaveSchedule.every(10 ** 12, 1e-12, 10 ** 6).times) == 10 ** 6 + 1
+
+
+@pytest.mark.parametrize("case, override", [
+    ("fp_sgd_diffusion.toml", "sgd.lr=1e308"), ("fp_ou_1d.toml", "model.diffusion=1e308"),
+    ("hj_quadratic_1d.toml", 'model.f="1e308*x^4"'), ("meanfield_maps.toml", "model.sw2=1e308"),
+])
+def test_extreme_values_give_one_line_without_numpy_warnings(case, override):
+    """An overflow while a model is set up (the slow fuzz's learning rate near the float maximum
+    printed 'RuntimeWarning: overflow encountered in divide' and its source line before the
+    error) gives the one line alone."""
+    p = run_cli("validate", case_path(case), "--set", override)
+    assert "Warning" not in p.stderr and len(p.stderr.strip().splitlines()) <= 1, p.stderr
