@@ -51,9 +51,32 @@ def test_hj_unstable_dt_allowed_explicitly():
     model = pdenet.validate(case_path("hj_quadratic_1d.toml"),
                             ['time.stepper="euler"', "time.dt=0.05", "time.allow_unstable=true"])
     assert model.dt == pytest.approx(0.05)
-    # a stable step passes without the key; imex (implicit diffusion) is not checked
+    # a stable step passes without the key; imex is checked against the CFL limit of its explicit
+    # (hyperbolic) part alone: |f'| <= 2 and h = 0.05 give dt <= 0.025, diffusion does not count
     pdenet.validate(case_path("hj_quadratic_1d.toml"), ['time.stepper="euler"', "time.dt=0.005"])
-    pdenet.validate(case_path("hj_quadratic_1d.toml"), ['time.stepper="imex"', "time.dt=0.05"])
+    pdenet.validate(case_path("hj_quadratic_1d.toml"), ['time.stepper="imex"', "time.dt=0.025"])
+    _both_reject(case_path("hj_quadratic_1d.toml"), ['time.stepper="imex"', "time.dt=0.05"],
+                 "2 times the stability limit 0.025 of the imex stepper's explicit part at t = 0", "time.dt")
+
+
+# H = p^2/2 - 4x from f = 0: the characteristics' slopes grow as p = 4t, so a step that is stable
+# at t = 0 (no transport at all) passes the CFL limit h/|p| = 0.0125/t at t = 0.625
+STEEPENING = ['model.f="0"', 'model.hamiltonian="general"', 'model.H="p^2/2 - 4*x"', 'time.stepper="imex"',
+              "time.dt=0.02", "time.t_end=1.0", "time.outputs=10", "exact={}"]
+
+
+def test_hj_step_that_becomes_unstable_stops_the_run(tmp_path):
+    """The t = 0 check cannot see a gradient that steepens later: the built-in backend checks the
+    given step against the limit at every step and stops (exit 1, partial results kept)."""
+    out = tmp_path / "s.h5"
+    p = run_cli("run", case_path("hj_quadratic_1d.toml"), "-q", "-o", str(out),
+                *[a for o in STEEPENING for a in ("--set", o)])
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "times the stability limit" in p.stderr and "at t = 0.64" in p.stderr and "allow_unstable" in p.stderr
+    r = pdenet.open(tmp_path / "s.failed.h5")
+    assert r.status == "failed" and 0.5 <= r.time[-1] < 0.64 and not out.exists()
+    r = pdenet.run(case_path("hj_quadratic_1d.toml"), output=str(out), overrides=STEEPENING + ["time.allow_unstable=true"])
+    assert r.status == "complete" and r.time[-1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name,overrides,key", [

@@ -18,7 +18,7 @@ from .petsc import PETSC_STEPPERS
 from ..landscape import Landscape, interpolate, second_difference_max
 from .common import OUTPUTS_ALIAS, TIME_SCHEMA, check_mesh, outputs_alias, resolve_nu
 from .observers import ExactErrors, LastDiagnostics, Semiconcavity, SolutionFields, StateField
-from .scheme import HJScheme, HJSystem
+from .scheme import STEPPERS, HJScheme, HJSystem
 from ..models.base import Model
 
 NAMED_EXACT = ("cole-hopf", "hopf-lax", "heat")
@@ -35,10 +35,12 @@ class HamiltonJacobiModel(Model):
     coordinate_prefix = "x"
     schema = {
         "time": {**TIME_SCHEMA,
-                 "allow_unstable": Key("bool", False, "Run an explicit stepper (euler, ssp-rk3) with a "
-                                       "given time.dt (or steps) above its stability limit at t = 0 "
-                                       "(CFL 1 and the explicit diffusion bound); otherwise that is an "
-                                       "error.")},
+                 "allow_unstable": Key("bool", False, "Run with a given time.dt (or steps) above the "
+                                       "stability limit of the explicit part of the stepper (CFL 1 "
+                                       "and, for euler/ssp-rk3, the explicit diffusion bound); "
+                                       "otherwise that is an error before the run (at t = 0) and "
+                                       "stops the run, keeping its results, if it happens later (the "
+                                       "built-in backend checks every step).")},
         "model": {
             "f": Key("expr", REQUIRED, "Initial data / loss f(x) (x in 1-D, x1, x2, x3 otherwise)."),
             "nu": Key("float", None, "Diffusion coefficient nu >= 0 (give nu or beta)."),
@@ -161,6 +163,12 @@ class HamiltonJacobiModel(Model):
             raise case.error("the homogenisation check takes 1-D points (a list of numbers); "
                              "the mesh is not 1-D", key="homogenisation.points")
 
+    def _explicit_dt_checked(self):
+        """A given step of a stepper with an explicit hyperbolic part (euler, ssp-rk3, and the
+        explicit half of imex / imex-euler) is checked against its stability limit."""
+        c = self.case
+        return bool(self.dt) and not c["time.allow_unstable"] and c["time.stepper"] in STEPPERS
+
     def _check_stable_dt(self):
         """A given step (time.dt, or t_end/steps) of an explicit stepper must not exceed the
         scheme's stability limit at t = 0: the CFL rule of :meth:`HJScheme.max_dt` with cfl = 1
@@ -168,7 +176,7 @@ class HamiltonJacobiModel(Model):
         comparison solve. A step above it runs to the end with a wrong answer (no blow-up need
         happen), so it is an error unless ``time.allow_unstable = true``."""
         c = self.case
-        if not self.dt or c["time.allow_unstable"] or c["time.stepper"] not in ("euler", "ssp-rk3"):
+        if not self._explicit_dt_checked():
             return
         limit = np.inf
         for scheme in [self.scheme] + [s for _, s in self.compare_schemes.values()]:
@@ -178,7 +186,7 @@ class HamiltonJacobiModel(Model):
             steps = int(np.ceil(self.t_end / limit)) if np.isfinite(self.t_end / limit) else None
             more = f" (time.steps >= {steps})" if steps else ""
             raise c.error(f"dt = {self.dt:.6g} is {self.dt / limit:.3g} times the stability limit "
-                          f"{limit:.6g} of the explicit {c['time.stepper']} stepper at t = 0; give a "
+                          f"{limit:.6g} of the {c['time.stepper']} stepper's explicit part at t = 0; give a "
                           f"smaller step{more}, leave time.dt and time.steps out for the automatic step, "
                           f"or set time.allow_unstable = true", key=key)
 
@@ -273,7 +281,7 @@ class HamiltonJacobiModel(Model):
         """March u from f through the save schedule with ``scheme`` (built-in or PETSc);
         returns (u at t_end, steps)."""
         if self.case["solver.backend"] != "petsc":
-            system = HJSystem(scheme, self.dt)
+            system = HJSystem(scheme, self.dt, check_stability=self._explicit_dt_checked())
             return march(system, self.f0.copy(), self.schedule, observers, progress), system.steps
         from solvers import petsc_backend
 

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from solvers.errors import NumericalError
 from solvers.ssp import forward_euler_step, imex_ars222_step, imex_euler_step, integrate, ssp_rk3_step
 
 from . import kernels as K
@@ -246,16 +247,34 @@ class HJSystem:
     with that fixed step (shortened to land on t1), by :func:`solvers.ssp.integrate`. ``steps``
     counts every step taken."""
 
-    def __init__(self, scheme: HJScheme, dt: float | None = None):
+    def __init__(self, scheme: HJScheme, dt: float | None = None, check_stability: bool = False):
         self.scheme, self.dt = scheme, dt
+        # with a given dt: stop when dt exceeds the stability limit at the current state (the
+        # model checks t = 0 before the run; this catches a gradient that steepens later)
+        self.check_stability = check_stability
         self.rate = np.empty(scheme.shape)
         self.steps = 0
 
     def _cfl(self, u: np.ndarray, t: float) -> tuple[float, np.ndarray]:
         return self.scheme.dt_and_rhs(u, t, out=self.rate)
 
+    def _checked_fixed(self, u: np.ndarray, t: float) -> tuple[float, np.ndarray]:
+        """The fixed step with L(u) (evaluated here once, reused as the step's first stage), or a
+        :class:`NumericalError` when the step exceeds the scheme's limit at cfl = 1 at (u, t)."""
+        limit, L = self.scheme.dt_and_rhs(u, t, out=self.rate)
+        limit /= self.scheme.cfl
+        if self.dt > limit * (1 + 1e-6):
+            raise NumericalError(
+                f"the given dt = {self.dt:.6g} is {self.dt / limit:.3g} times the stability limit {limit:.6g} of "
+                f"the {self.scheme.stepper} stepper at t = {t:.6g} (the gradient steepened); give a smaller "
+                f"time.dt, leave time.dt and time.steps out for the automatic step, or set "
+                f"time.allow_unstable = true")
+        return self.dt, L
+
     def advance_to(self, u: np.ndarray, t0: float, t1: float) -> tuple[np.ndarray, int]:
-        if self.dt:
+        if self.dt and self.check_stability:
+            u, n = integrate(self.scheme.step, u, t0, t1, self._checked_fixed, first_stage=True)
+        elif self.dt:
             dt = self.dt
             u, n = integrate(self.scheme.step, u, t0, t1, lambda u_, t_: dt)
         else:
