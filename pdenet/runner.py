@@ -113,7 +113,8 @@ class _Interrupts:
 
 class _CheckedSink(FanOut):
     """The run's sinks, each write atomic with respect to interrupts and raising a remembered
-    interrupt (:class:`_Interrupts`) before and after it."""
+    interrupt (:class:`_Interrupts`) before and after it. ``start`` is atomic too: a file is
+    created with its whole layout (provenance, /mesh, an empty /time) or not at all."""
 
     def __init__(self, interrupts: _Interrupts, *sinks) -> None:
         super().__init__(*sinks)
@@ -125,7 +126,7 @@ class _CheckedSink(FanOut):
 
     def __getattribute__(self, name: str) -> Any:
         forward = super().__getattribute__(name)
-        if name in ("save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
+        if name in ("start", "save", "put_field", "put_diagnostic", "write", "set_attrs", "finish"):
             interrupts = object.__getattribute__(self, "interrupts")
 
             def checked(*args: Any, **kwargs: Any) -> None:

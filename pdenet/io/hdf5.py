@@ -247,9 +247,12 @@ class H5Sink(Sink):
             for d, axis in enumerate(mesh.axes):
                 ds = g.create_dataset(f"x{d + 1}", data=axis)
                 ds.make_scale(f"x{d + 1}")
+        self._create_time()
+        self.fh.flush()
+
+    def _create_time(self) -> None:
         t = self.fh.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
         t.make_scale("t")
-        self.fh.flush()
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         # all rows or none: /time, every field and diagnostic are cut back to the previous save
@@ -325,6 +328,8 @@ class H5Sink(Sink):
         failed, self.error = self.error, ""
         try:
             with self._writing(f"status {status}"):
+                if "time" not in self.fh:  # a start cut short (a second Ctrl-C): complete the layout
+                    self._create_time()
                 self.fh.attrs["status"] = status
                 if message:
                     self.fh.attrs["message"] = message
