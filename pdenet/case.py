@@ -457,6 +457,11 @@ def schema_markdown():
              "expression on its mesh, `[exact]` included (at t = 0 and t_end): anything outside the "
              "expression language, nested too deeply, or giving NaN/inf is rejected there.",
              "",
+             "Expressions are bounded: at most 20 000 characters and 100 levels of nesting, where a chain "
+             "of `+`/`-` or of `*`/`/` counts as one level (a polynomial of a thousand terms is fine; it "
+             "is evaluated left to right, as written); a number beyond the floating-point range, `1/0` "
+             "and the like are one-line errors.",
+             "",
              "## Tables common to every model"]
     for table, schema in COMMON_SCHEMA.items():
         table_md(schema, table, lines)
