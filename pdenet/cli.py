@@ -79,7 +79,7 @@ def build_parser():
 
     p.add_argument("suite", nargs="?", default="network", choices=list(SUITES))
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke test)")
-    p.add_argument("--threads", type=int, default=None, help="threads for BLAS and PyTorch (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="threads per contender for BLAS, numba and PyTorch (default: 1, a single core)")
     p.add_argument("--repeat", type=int, default=5)
     return parser
 

@@ -59,3 +59,47 @@ def test_bench_help_lists_the_suites(capsys):
         main(["bench", "--help"])
     out = capsys.readouterr().out
     assert all(s in out for s in SUITES)
+
+
+WORKER = '''
+import os, sys, time
+from pdenet.bench.common import emit, time_rounds, worker_entry
+
+def work(name, pause, log):
+    if name == "broken":
+        raise SystemExit("broken: no such peer")
+    def fn():
+        with open(log, "a") as fh:
+            fh.write(name + "\\n")
+        time.sleep(float(pause))
+    r = time_rounds(fn, 99)   # under alternate the parent decides the number of rounds
+    emit({"kind": name, "median_s": r.median, "times": r.times})
+
+if __name__ == "__main__":
+    worker_entry({"w": work})
+'''
+
+
+def test_alternate_runs_contenders_in_rotating_rounds_and_pairs_their_ratios(tmp_path):
+    """Every contender warms up first, then round r times each once, the order rotating; the
+    per-round ratios pair round i with round i; a worker that fails reports its last stderr line."""
+    (tmp_path / "fakebench.py").write_text(WORKER)
+    log = tmp_path / "log"
+    env = {"PYTHONPATH": str(tmp_path) + ":" + ":".join(sys.path)}
+    res = common.alternate("fakebench", {"slow": ("w", "slow", 0.04, log), "fast": ("w", "fast", 0.01, log),
+                                         "broken": ("w", "broken", 0, log)}, 4, env=env)
+    assert res["broken"] == {"kind": "broken", "error": "broken: no such peer"}
+    order = log.read_text().split()
+    assert sorted(order[:2]) == ["fast", "slow"]          # the two warm-up calls
+    assert order[2:] == ["slow", "fast", "fast", "slow", "slow", "fast", "fast", "slow"]
+    assert len(res["slow"]["times"]) == len(res["fast"]["times"]) == 4
+    m, lo, hi = common.paired_ratio(res["slow"], res["fast"])
+    assert lo <= m <= hi and 1.5 < m < 6, (m, res)
+    assert "x (rounds " in common.ratio_text(res["slow"], res["fast"])
+
+
+def test_machine_line_names_threads_load_and_blas(monkeypatch):
+    line = common.machine_line(1)
+    assert "1 thread(s) per contender" in line and "load average" in line and "BLAS" in line
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert "WARNING: OPENBLAS_CORETYPE=Haswell" in common.machine_line(1)

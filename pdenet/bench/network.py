@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .common import emit, peak_mb, rss_mb, spawn, time_rounds, worker_entry
+from .common import alternate, emit, machine_line, paired_ratio, peak_mb, ratio_text, rss_mb, time_rounds, worker_entry
 
 # this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
 MODULE = __spec__.name
@@ -94,14 +94,16 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 
 def run_network(size: str = "full", repeat: int = 5, threads: int | None = None,
                 out: TextIO = sys.stdout) -> dict[str, Any]:
-    threads = threads or os.cpu_count() or 1
+    threads = threads or 1
     side, samples, steps = (SIZES[size][k] for k in ("side", "samples", "steps"))
     N = side * side
     flops = 3 * steps * 2.0 * samples * N * N
-    res = {k: spawn(MODULE, ("network", k, size, repeat, threads), threads=threads, kind=k)
-           for k in ("pdenet", "torch", "gemm")}
+    head = machine_line(threads)
+    res = alternate(MODULE, {k: ("network", k, size, repeat, threads) for k in ("pdenet", "torch", "gemm")},
+                    repeat, threads=threads)
     print(f"bench network: dense explicit Euler, N = {N} ({side}x{side}), S = {samples}, L = {steps}, relu, "
-          f"float64, {threads} thread(s), median of {repeat}", file=out)
+          f"float64, median of {repeat} alternating rounds", file=out)
+    print(head, file=out)
     for k in ("pdenet", "torch", "gemm"):
         r = res[k]
         if "error" in r:
@@ -112,12 +114,11 @@ def run_network(size: str = "full", repeat: int = 5, threads: int | None = None,
     ours = res["pdenet"]
     if "error" not in ours:
         if "error" not in res["torch"]:
-            print(f"  speed vs PyTorch:   {res['torch']['median_s'] / ours['median_s']:.2f}x "
-                  f"(target >= 1)   memory vs PyTorch: {ours['peak_mb'] / max(res['torch']['peak_mb'], 1e-9):.2f}x "
-                  f"(target <= 1)", file=out)
+            print(f"  speed vs PyTorch:   {ratio_text(res['torch'], ours)}   memory vs PyTorch: "
+                  f"{ours['peak_mb'] / max(res['torch']['peak_mb'], 1e-9):.2f}x", file=out)
         if "error" not in res["gemm"]:
-            print(f"  fraction of the GEMM rate: {res['gemm']['median_s'] / ours['median_s']:.0%} (target >= 60%)",
-                  file=out)
+            m, lo, hi = paired_ratio(res["gemm"], ours)
+            print(f"  fraction of the GEMM rate: {m:.0%} (rounds {lo:.0%}-{hi:.0%})", file=out)
     return res
 
 

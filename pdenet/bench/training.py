@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .common import emit, spawn, time_rounds, worker_entry
+from .common import alternate, emit, machine_line, ratio_text, time_rounds, worker_entry
 
 # this module's import name, also when it runs as ``python -m`` (where __name__ is "__main__")
 MODULE = __spec__.name
@@ -102,11 +102,13 @@ def worker(kind: str, size: str, repeat: int | str, threads: int | str) -> None:
 
 def run_training(size: str = "full", repeat: int = 5, threads: int | None = None,
                  out: TextIO = sys.stdout) -> dict[str, Any]:
-    threads = threads or os.cpu_count() or 1
-    res = {k: spawn(MODULE, ("training", k, size, repeat, threads), threads=threads, kind=k)
-           for k in ("pdenet", "torch")}
+    threads = threads or 1
+    head = machine_line(threads)
+    res = alternate(MODULE, {k: ("training", k, size, repeat, threads) for k in ("pdenet", "torch")}, repeat,
+                    threads=threads)
     print(f"bench training: digits network (N = 64, L = 4, dense, tanh, softmax), Adam, full batch, float64, "
-          f"{threads} thread(s), median of {repeat} blocks of {SIZES[size]['iterations']} iterations", file=out)
+          f"median of {repeat} alternating rounds of {SIZES[size]['iterations']} iterations", file=out)
+    print(head, file=out)
     for k in ("pdenet", "torch"):
         r = res[k]
         if "error" in r:
@@ -116,8 +118,7 @@ def run_training(size: str = "full", repeat: int = 5, threads: int | None = None
         print(f"  {k:<7} {per_it * 1e3:8.2f} ms/iteration   {r['samples'] / per_it:10.0f} samples/s   "
               f"loss after the first {r['iterations']} iterations {r['first_block_loss']:.10f}", file=out)
     if all("error" not in r for r in res.values()):
-        print(f"  throughput vs PyTorch: {res['torch']['median_s'] / res['pdenet']['median_s']:.2f}x "
-              f"(target >= 1)", file=out)
+        print(f"  throughput vs PyTorch: {ratio_text(res['torch'], res['pdenet'])}", file=out)
     return res
 
 
