@@ -51,3 +51,46 @@ def total_memory() -> int | None:
 def available_memory() -> int | None:
     """Memory a new computation can use now, in bytes (None if unknown)."""
     return _meminfo("MemAvailable") or _sysconf("SC_AVPHYS_PAGES")
+
+
+def thread_limit() -> int:
+    """The most threads numba's parallel kernels may use in this process (``NUMBA_NUM_THREADS``,
+    by default the machine's cores)."""
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def check_threads(case, key: str = "solver.threads") -> int | None:
+    """``[solver] threads`` of a case: None (numba's default) or 1 .. :func:`thread_limit`; a
+    one-line error naming the key otherwise."""
+    n = case.get(key)
+    if n is None:
+        return None
+    most = thread_limit()
+    if not 1 <= n <= most:
+        raise case.error(f"threads = {n}: this process allows 1 to {most} (NUMBA_NUM_THREADS={most}; "
+                         "set that variable to allow more)", key=key)
+    return int(n)
+
+
+class numba_threads:
+    """``with numba_threads(n):`` numba's parallel kernels use ``n`` threads inside (None: leave
+    the setting alone); the previous count is restored after."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n, self.before = n, None
+
+    def __enter__(self) -> "numba_threads":
+        if self.n is not None:
+            import numba
+
+            self.before = numba.get_num_threads()
+            numba.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.before is not None:
+            import numba
+
+            numba.set_num_threads(self.before)

@@ -197,3 +197,19 @@ def test_imex_weno5_converges_with_extrapolated_ends():
         for n in (20, 40, 80)]
     assert errs[2] < 1e-4
     assert errs[0] / errs[1] > 3.5 and errs[1] / errs[2] > 3.5   # second order (ARS(2,2,2) in time)
+
+
+def test_threads_key_gives_the_same_result_and_rejects_too_many(tmp_path):
+    """[solver] threads: the parallel kernels compute each cell in one thread, so 1 and 2 threads
+    give the same bits; more threads than NUMBA_NUM_THREADS allows is a one-line error."""
+    import numba
+
+    import pdenet
+
+    case = case_path("hj_quadratic_2d.toml")
+    runs = [pdenet.run(case, write=False, overrides=[f"solver.threads={n}", "model.order=5"])
+            for n in (1, min(2, numba.config.NUMBA_NUM_THREADS))]
+    assert np.array_equal(runs[0].fields["u"], runs[1].fields["u"])
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS   # restored after the run
+    with pytest.raises(CaseError, match=r"solver.threads: threads = 1000: this process allows 1 to"):
+        pdenet.validate(case, ["solver.threads=1000"])

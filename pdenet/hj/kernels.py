@@ -109,13 +109,15 @@ def _point(um3, um2, um1, u0, up1, up2, up3, ih, order, lap_order):
     return dmv, dpv, lv
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def axis_derivatives(u3, h, order, periodic, lap_order, dm3, dp3, lap3):
     """One-sided derivatives along the middle axis of ``u3`` (A, n, B) into ``dm3``/``dp3``;
     the second difference along it is *added* to ``lap3`` (skipped when ``lap_order`` is 0).
 
     The interior (3 <= i < n - 3) runs without boundary branches, with the contiguous index
-    innermost (b when B > 1, i when B == 1) so that the compiler can vectorise it."""
+    innermost (b when B > 1, i when B == 1) so that the compiler can vectorise it; the (a, i)
+    pairs (or the lines a when B == 1) are shared among numba's threads, each point computed as
+    in one thread (the result does not depend on the thread count)."""
     A, n, B = u3.shape
     ih = 1.0 / h
     # B == 1: 2-D C-contiguous views, so that the inner index i has a known unit stride
@@ -123,9 +125,8 @@ def axis_derivatives(u3, h, order, periodic, lap_order, dm3, dp3, lap3):
     dm2 = dm3.reshape(A, n * B)
     dp2 = dp3.reshape(A, n * B)
     lap2 = lap3.reshape(A, n * B)
-    for a in range(A):
-        line = u3[a]
-        if B == 1:
+    if B == 1:
+        for a in numba.prange(A):
             r = u2[a]
             rm = dm2[a]
             rp = dp2[a]
@@ -136,14 +137,20 @@ def axis_derivatives(u3, h, order, periodic, lap_order, dm3, dp3, lap3):
                 rm[i] = dmv
                 rp[i] = dpv
                 rl[i] += lv
-        else:
-            for i in range(3, n - 3):
-                for b in range(B):
-                    dmv, dpv, lv = _point(line[i - 3, b], line[i - 2, b], line[i - 1, b], line[i, b],
-                                          line[i + 1, b], line[i + 2, b], line[i + 3, b], ih, order, lap_order)
-                    dm3[a, i, b] = dmv
-                    dp3[a, i, b] = dpv
-                    lap3[a, i, b] += lv
+    else:
+        inner = max(n - 6, 0)
+        for ai in numba.prange(A * inner):
+            a = ai // inner
+            i = 3 + ai % inner
+            line = u3[a]
+            for b in range(B):
+                dmv, dpv, lv = _point(line[i - 3, b], line[i - 2, b], line[i - 1, b], line[i, b],
+                                      line[i + 1, b], line[i + 2, b], line[i + 3, b], ih, order, lap_order)
+                dm3[a, i, b] = dmv
+                dp3[a, i, b] = dpv
+                lap3[a, i, b] += lv
+    for a in numba.prange(A):
+        line = u3[a]
         for i in range(n):
             if 3 <= i < n - 3:
                 continue
@@ -173,36 +180,43 @@ def _ghost1(r, j, n, periodic):
     return _quad(k, u0, u1, u2)
 
 
-@numba.njit(cache=True, error_model="numpy")
+#: lines per work item of :func:`last_axis_derivatives` (each item has its own buffers)
+LINES_PER_ITEM = 8
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def last_axis_derivatives(u2, h, order, periodic, lap_order, dm2, dp2, lap2):
     """:func:`axis_derivatives` along the contiguous last axis of ``u2`` (A, n): each line is
     copied with its ghost values into a local (n + 6) buffer, so that the stencil loop runs over
     unit-stride memory that aliases nothing (it vectorises) and without boundary branches; the
-    results go through local lines too. (Transposed tiles of 16 lines, the previous layout, were
-    1.13x slower: measured with process time, 512^2, WENO5.)"""
+    results go through local lines too. Groups of LINES_PER_ITEM lines are shared among numba's
+    threads. (Transposed tiles of 16 lines, the previous layout, were 1.13x slower: measured
+    with process time, 512^2, WENO5.)"""
     A, n = u2.shape
     ih = 1.0 / h
-    ext = np.empty(n + 6)
-    om = np.empty(n)
-    op = np.empty(n)
-    ol = np.empty(n)
-    for a in range(A):
-        r = u2[a]
-        for j in range(n):
-            ext[j + 3] = r[j]
-        for j in range(3):
-            ext[j] = _ghost1(r, j - 3, n, periodic)
-            ext[n + 3 + j] = _ghost1(r, n + j, n, periodic)
-        for i in range(n):
-            dmv, dpv, lv = _point(ext[i], ext[i + 1], ext[i + 2], ext[i + 3], ext[i + 4], ext[i + 5],
-                                  ext[i + 6], ih, order, lap_order)
-            om[i] = dmv
-            op[i] = dpv
-            ol[i] = lv
-        for i in range(n):
-            dm2[a, i] = om[i]
-            dp2[a, i] = op[i]
-            lap2[a, i] += ol[i]
+    items = (A + LINES_PER_ITEM - 1) // LINES_PER_ITEM
+    for item in numba.prange(items):
+        ext = np.empty(n + 6)
+        om = np.empty(n)
+        op = np.empty(n)
+        ol = np.empty(n)
+        for a in range(item * LINES_PER_ITEM, min(A, (item + 1) * LINES_PER_ITEM)):
+            r = u2[a]
+            for j in range(n):
+                ext[j + 3] = r[j]
+            for j in range(3):
+                ext[j] = _ghost1(r, j - 3, n, periodic)
+                ext[n + 3 + j] = _ghost1(r, n + j, n, periodic)
+            for i in range(n):
+                dmv, dpv, lv = _point(ext[i], ext[i + 1], ext[i + 2], ext[i + 3], ext[i + 4], ext[i + 5],
+                                      ext[i + 6], ih, order, lap_order)
+                om[i] = dmv
+                op[i] = dpv
+                ol[i] = lv
+            for i in range(n):
+                dm2[a, i] = om[i]
+                dp2[a, i] = op[i]
+                lap2[a, i] += ol[i]
 
 
 @numba.njit(cache=True, inline="always")
@@ -314,42 +328,57 @@ def _godunov_1d(pm, pp, a, inv_a, b):
     return hmin if pm <= pp else max(hm, hp)
 
 
-@numba.njit(cache=True, error_model="numpy")
+#: cells per work item of the parallel pointwise kernels
+BLOCK = 4096
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def godunov_quadratic(dm, dp, a, drift, has_drift, out, speed):
     """Godunov numerical Hamiltonian of the separable convex H(x, p) = sum_d a/2 p_d^2 + b_d(x) p_d.
 
     ``dm``, ``dp``: (ndim, N) one-sided derivatives; ``drift``: (ndim, N) b (ignored unless
     ``has_drift``). Per dimension: the minimum of h over [p-, p+] when p- <= p+, else the maximum
     over [p+, p-] (exact for separable H). ``out`` (N) receives H-hat; ``speed`` (ndim) the
-    maximum of |dh/dp| = |a p + b| over the gradient range (for the CFL bound). The values and
-    the speed are separate loops, each without data-dependent branches: a loop that also carries
-    the maximum does not vectorise."""
+    maximum of |dh/dp| = |a p + b| over the gradient range (for the CFL bound). Blocks of BLOCK
+    cells are shared among numba's threads; within a block the values and the speed are separate
+    loops without data-dependent branches (a loop that also carries the maximum does not
+    vectorise)."""
     ndim, N = dm.shape
     inv_a = 1.0 / a if a > 0.0 else 0.0
+    blocks = (N + BLOCK - 1) // BLOCK
+    smax = np.zeros((ndim, blocks))
+    for blk in numba.prange(blocks):
+        k0 = blk * BLOCK
+        k1 = min(N, k0 + BLOCK)
+        for d in range(ndim):
+            pm_ = dm[d]
+            pp_ = dp[d]
+            m = 0.0
+            if has_drift:
+                bb = drift[d]
+                if d == 0:
+                    for k in range(k0, k1):
+                        out[k] = _godunov_1d(pm_[k], pp_[k], a, inv_a, bb[k])
+                else:
+                    for k in range(k0, k1):
+                        out[k] += _godunov_1d(pm_[k], pp_[k], a, inv_a, bb[k])
+                for k in range(k0, k1):
+                    m = max(m, max(abs(a * pm_[k] + bb[k]), abs(a * pp_[k] + bb[k])))
+            else:
+                if d == 0:
+                    for k in range(k0, k1):
+                        out[k] = _godunov_1d(pm_[k], pp_[k], a, inv_a, 0.0)
+                else:
+                    for k in range(k0, k1):
+                        out[k] += _godunov_1d(pm_[k], pp_[k], a, inv_a, 0.0)
+                for k in range(k0, k1):
+                    m = max(m, max(abs(a * pm_[k]), abs(a * pp_[k])))
+            smax[d, blk] = m
     for d in range(ndim):
-        pm_ = dm[d]
-        pp_ = dp[d]
-        smax = 0.0
-        if has_drift:
-            bb = drift[d]
-            if d == 0:
-                for k in range(N):
-                    out[k] = _godunov_1d(pm_[k], pp_[k], a, inv_a, bb[k])
-            else:
-                for k in range(N):
-                    out[k] += _godunov_1d(pm_[k], pp_[k], a, inv_a, bb[k])
-            for k in range(N):
-                smax = max(smax, max(abs(a * pm_[k] + bb[k]), abs(a * pp_[k] + bb[k])))
-        else:
-            if d == 0:
-                for k in range(N):
-                    out[k] = _godunov_1d(pm_[k], pp_[k], a, inv_a, 0.0)
-            else:
-                for k in range(N):
-                    out[k] += _godunov_1d(pm_[k], pp_[k], a, inv_a, 0.0)
-            for k in range(N):
-                smax = max(smax, max(abs(a * pm_[k]), abs(a * pp_[k])))
-        speed[d] = smax
+        m = 0.0
+        for blk in range(blocks):
+            m = max(m, smax[d, blk])
+        speed[d] = m
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -381,7 +410,7 @@ def axpy_rhs(hhat, lap, nu, out):
         out[k] = -hhat[k] + nu * lap[k]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def ssp_rk3_stage(stage, hhat, lap, nu, u, v, dt, out):
     """One stage of SSP-RK3 (Shu-Osher form) fused with the right-hand side L = -hhat + nu lap
     (``nu`` 0: L = -hhat, ``lap`` not read), in one pass over the cells:
@@ -392,7 +421,7 @@ def ssp_rk3_stage(stage, hhat, lap, nu, u, v, dt, out):
 
     The operations and their order are those of :func:`solvers.ssp.ssp_rk3_step`'s numpy
     updates, so the result is the same to the last bit."""
-    for k in range(out.size):
+    for k in numba.prange(out.size):
         L = -hhat[k] + nu * lap[k] if nu != 0.0 else -hhat[k]
         if stage == 1:
             out[k] = dt * L + u[k]
