@@ -44,7 +44,8 @@ class HamiltonJacobiModel(Model):
                                        "built-in backend checks every step).")},
         "solver": {
             "threads": Key("int", None, "Threads of the parallel numba kernels (derivatives, numerical "
-                           "Hamiltonian, SSP-RK3 stages); default: NUMBA_NUM_THREADS (all cores). The "
+                           "Hamiltonian, SSP-RK3 stages); default: NUMBA_NUM_THREADS (all cores), 1 per rank under "
+                           "MPI. The "
                            "result does not depend on it (each cell is computed by one thread).",
                            positive=True),
         },
@@ -142,6 +143,8 @@ class HamiltonJacobiModel(Model):
     def __init__(self, case, comm=None):
         super().__init__(case, comm)
         self.threads = check_threads(case)
+        if self.threads is None and self.comm is not None:
+            self.threads = 1   # one thread per MPI rank unless [solver] threads says otherwise
         self.nu = case["model.nu_value"]
         self.f = Landscape(case, "model.f", self.mesh.ndim)
         self.f0 = self.f.on_mesh(self.mesh)
