@@ -61,7 +61,13 @@ class FokkerPlanckModel(Model):
             "diffusion": Key("any", 1.0, "D: a number; an expression of x and t (isotropic field, "
                              "or annealing D(t)); a list of ndim numbers/expressions (diagonal); or an "
                              "ndim x ndim list of lists of numbers (constant symmetric positive-definite "
-                             "tensor, 2-D/3-D)."),
+                             "tensor) or of expressions of x and t (a state-dependent tensor D(x), "
+                             "checked symmetric positive definite on every cell)."),
+            "form": Key("str", "ito", "How a state-dependent D enters: ito (rho_t = ... + "
+                        "div(div(D rho)), the law of dX = b dt + sqrt(2D) dB read in Ito's sense, "
+                        "thesis (6.8)) or fick (rho_t = ... + div(D grad rho), Remark 6.9). The same "
+                        "equation for a constant D. The particles use the same convention.",
+                        choices=["ito", "fick"]),
             "initial": Key("expr", None, "rho(x, 0) (normalised to mass 1 unless "
                            "normalise = false). Required except for stepper = steady."),
             "normalise": Key("bool", True, "Scale the initial density to mass 1."),
@@ -214,9 +220,11 @@ class FokkerPlanckModel(Model):
                 raise case.error("every cell is absorbing", key="model.absorbing")
         if self.sgd is not None:
             lr, B, faces = case["sgd.lr"], case["sgd.batch"], mesh.faces[0]
+            # the Ito equation written in the Fick form with the drift -D' (faces only)
             return Coefficients(mesh, Potential(self.sgd.f(mesh.axes[0])),
                                 Drift([self.sgd.ito_drift(faces, lr, B)]),
-                                Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr)
+                                Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr,
+                                form="fick")
         potential = drift = None
         if m["potential"] is not None:
             potential = Potential.from_expression(case.expression("model.potential", names), mesh)
@@ -231,7 +239,7 @@ class FokkerPlanckModel(Model):
                                         lambda e: case.expression("model.diffusion", names + ("t",), text=e))
         except ValueError as exc:
             raise case.error(str(exc), key="model.diffusion") from None
-        return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr)
+        return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr, form=m["form"])
 
     def operator(self, t: float) -> FokkerPlanckOperator:
         """The finite-volume generator at time t."""
