@@ -144,3 +144,30 @@ def test_particles_follow_the_form():
     assert l1 < 0.06 and l1f < 0.06
     # the Ito particles against the Fick density: far
     assert np.abs(ito.fields["rho"][-1] - fick.fields["rho"][-1]).sum() * 0.2 > 0.15
+
+
+# -- Lemma 6.44 ------------------------------------------------------------------------------
+def test_lemma_6_44_against_scipy_lyapunov():
+    """Random stable F and SPD D: the covariance against scipy.linalg.solve_continuous_lyapunov,
+    U = Sigma^-1 symmetric, Q antisymmetric, F = (D + Q) U, all to 1e-10."""
+    from scipy.linalg import solve_continuous_lyapunov
+
+    from pdenet.fokkerplanck.nonequilibrium import linear_decomposition
+    rng = np.random.default_rng(644)
+    for n in (2, 3, 5):
+        for _ in range(5):
+            M = rng.standard_normal((n, n))
+            F = M + (abs(np.linalg.eigvals(M).real).max() + 0.5) * np.eye(n)   # stable
+            B = rng.standard_normal((n, n))
+            D = B @ B.T + 0.1 * np.eye(n)
+            T = rng.uniform(0.2, 2.0)
+            out = linear_decomposition(F, D, temperature=T)
+            S = solve_continuous_lyapunov(F, 2 * T * D)
+            scale = np.abs(S).max()
+            assert np.abs(out["covariance"] - S).max() < 1e-10 * scale
+            U, Q = out["U"], out["Q"]
+            assert np.abs(U - T * np.linalg.inv(S)).max() < 1e-10 * np.abs(U).max()
+            assert np.abs(Q + Q.T).max() == 0.0
+            assert np.abs((D + Q) @ U - F).max() < 1e-10 * np.abs(F).max()
+    with pytest.raises(ValueError, match="stable"):
+        linear_decomposition(-np.eye(2), np.eye(2))

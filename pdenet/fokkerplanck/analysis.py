@@ -43,8 +43,13 @@ def particle_escape(sink: Any, ens: ParticleEnsemble, dt: float, t_end: float, a
             if ens.t == t0:  # within round-off of max_time (the steps' sum fell just short of it)
                 break
     sink.write("analysis", "particle_positions", ens.X)
-    sink.write("analysis", "particle_alive", ens.alive.astype(np.int8))
     out: dict[str, float] = {}
+    if ens.winding_centre is not None:
+        sink.write("analysis", "particle_winding", ens.winding,
+                   {"meaning": "signed turns of each particle path about particles.winding_about"})
+        out["particle_winding_mean"] = float(ens.winding.mean())
+        out["particle_winding_rate"] = float(ens.winding.mean() / ens.t) if ens.t > 0 else float("nan")
+    sink.write("analysis", "particle_alive", ens.alive.astype(np.int8))
     if absorbing:
         et = ens.exit_time
         sink.write("analysis", "particle_exit_times", et,
@@ -67,3 +72,50 @@ def sgd_runs(sink: Any, histogram: np.ndarray, theta: np.ndarray, diffusion: np.
     sink.write("analysis", "sgd_diffusion", diffusion,
                {"meaning": "D(theta) = lr Sigma(theta) / (2 batch) at the cell faces"})
     sink.write("analysis", "sgd_loss", loss)
+
+
+def nonequilibrium(sink: Any, op: FokkerPlanckOperator, coefficients: Any, rho_ss: np.ndarray,
+                   temperature: float, write_fields: bool) -> dict[str, float]:
+    """The most likely points (minima of phi) beside the zeros of the deterministic drift
+    -grad f + b (the critical points of the loss; Theorem 6.48's shift between them); with
+    ``write_fields`` (a time-dependent run) also rho_ss, phi and j_<d>, and the residuals."""
+    from . import nonequilibrium as ne
+
+    mesh = op.mesh
+    phi = ne.potential(rho_ss, temperature)
+    j = ne.conservative_force(op, rho_ss)
+    out: dict[str, float] = {}
+    if write_fields:
+        sink.write("analysis", "rho_ss", rho_ss, {"meaning": "the steady state of the same operator"})
+        sink.write("analysis", "phi", phi, {"meaning": "implicit potential -T log rho_ss, min 0"})
+        for d in range(mesh.ndim):
+            sink.write("analysis", f"j_{d + 1}", j[d], {"meaning": "conservative force J_ss/rho_ss"})
+        out.update(ne.residuals(op, rho_ss, phi, j))
+    minima = ne.local_minima(mesh, phi)
+    sink.write("analysis", "phi_minima", minima, {"meaning": "local minima of phi (most likely points), "
+                                                              "one row per point"})
+    co = coefficients
+    if co.potential is not None and co.potential.expr is None:
+        return out   # a potential given only on the cells (SGD): no drift at points
+    if (co.potential is None or co.potential.expr is not None) and (co.drift is None or co.drift.exprs is not None):
+        def velocity(X: np.ndarray) -> np.ndarray:
+            v = np.zeros_like(X)
+            if co.potential is not None:
+                co.potential.force(X, co.eps, v)
+            if co.drift is not None:
+                co.drift.add(X, v)
+            return v
+        # starts: the minima of phi and the cells where |v| is a local minimum
+        speed = np.sqrt(sum(c ** 2 for c in np.moveaxis(velocity(np.stack(
+            [c.ravel() for c in mesh.centres()], axis=1)), 1, 0))).reshape(mesh.cells)
+        starts = np.concatenate([minima, ne.local_minima(mesh, speed, strict=False)])
+        zeros = ne.drift_zeros(mesh, velocity, starts)
+        sink.write("analysis", "drift_zeros", zeros, {"meaning": "zeros of the deterministic drift "
+                                                               "-grad f + b (critical points of the loss)"})
+        if len(minima):
+            shift = ne.nearest_shift(minima, zeros)
+            sink.write("analysis", "critical_point_shift", shift,
+                       {"meaning": "for each minimum of phi, the vector to the nearest drift zero"})
+            if np.isfinite(shift).all():
+                out["critical_point_shift_max"] = float(np.linalg.norm(shift, axis=1).max())
+    return out

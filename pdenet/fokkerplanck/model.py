@@ -28,7 +28,7 @@ from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential
 from .fv import ABSORBING, FokkerPlanckOperator, boundary_kinds
-from .observers import DensityDiagnostics, Last, Particles, SGDChains, with_state
+from .observers import DensityDiagnostics, Last, Particles, SGDChains, SteadyComparison, with_state
 from .particles import ParticleEnsemble
 from .systems import DmdaExplicitSystem, ExplicitSystem, ImplicitSystem, PetscLinearSystem
 
@@ -38,7 +38,8 @@ STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
 PETSC_STEPPERS = STEPPERS
 #: diagnostics of the last save copied to the run's summary attributes
 SUMMARY = ("mass", "free_energy", "relative_entropy", "circulation", "error_rho_l2", "error_rho_max", "min_rho",
-           "sgd_l1", "sgd_mean", "sgd_var")
+           "sgd_l1", "sgd_mean", "sgd_var", "kl_to_steady", "residual_div_j_rho", "residual_j_dot_grad_phi",
+           "error_phi_l2", "error_phi_max")
 
 
 class FokkerPlanckModel(Model):
@@ -77,6 +78,14 @@ class FokkerPlanckModel(Model):
                              "absorbing set (boundaries or set) from there (attribute mfpt_at_point)."),
             "kramers": Key("floats", None, "[x_min, x_saddle] of a 1-D potential: report Kramers' "
                            "time 2 pi/sqrt(f''(x_min)|f''(x_s)|) exp((f(x_s)-f(x_min))/D) beside the MFPT."),
+            "nonequilibrium": Key("bool", False, "Out-of-equilibrium diagnostics of the steady state "
+                                  "(thesis ch. 6): the implicit potential phi = -T log rho_ss (min 0), the "
+                                  "conservative force j = J_ss/rho_ss, their residuals, the most likely "
+                                  "points beside the drift's zeros (/analysis); a time-dependent run also "
+                                  "solves for rho_ss and reports kl_to_steady at every save."),
+            "temperature": Key("float", None, "T of phi = -T log rho_ss and kl_to_steady = T KL(rho|rho_ss) "
+                               "(default: the scalar D when the diffusion is isotropic and constant, else 1).",
+                               positive=True),
             "cfl": Key("float", 0.9, "explicit: fraction of the largest positivity-preserving step "
                        "1/max|A_ii| used when dt is not given (or the check on a given dt).",
                        positive=True),
@@ -107,9 +116,12 @@ class FokkerPlanckModel(Model):
             "until_absorbed": Key("bool", False, "With an absorbing set: keep simulating after t_end "
                                   "until every particle is absorbed (or max_time), for escape times."),
             "max_time": Key("float", 1e6, "Limit of until_absorbed.", positive=True),
+            "winding_about": Key("floats", None, "2-D: count the signed turns of every particle path "
+                                 "about this point (analysis/particle_winding; particle_winding_mean, "
+                                 "particle_winding_rate = mean turns per unit time)."),
         },
     }
-    fields = ("rho", "current")
+    fields = ("rho", "current", "phi", "j")
 
     @classmethod
     def validate(cls, data):
@@ -180,6 +192,13 @@ class FokkerPlanckModel(Model):
             raise case.error("backend petsc runs the explicit stepper without cross terms (a diagonal "
                              "diffusion); use an implicit stepper or backend = \"builtin\"",
                              key="model.diffusion")
+        wa = case["particles.winding_about"]
+        if wa is not None and (nd != 2 or len(np.atleast_1d(wa)) != 2):
+            raise case.error("winding numbers are counted about a point of a 2-D mesh", key="particles.winding_about")
+        self.nonequilibrium = bool(m["nonequilibrium"])
+        if self.nonequilibrium and (self.has_absorption or self.D_time):
+            raise case.error("needs a steady state: no absorbing set or boundary and a diffusion constant "
+                             "in time", key="model.nonequilibrium")
         self._resolve_time()
         self.want = self.saved_fields()
         if self.stepper == "steady":
@@ -248,6 +267,13 @@ class FokkerPlanckModel(Model):
         except ValueError as exc:
             raise self.case.error(str(exc), key="model.diffusion") from None
 
+    def temperature(self) -> float:
+        """T of phi and kl_to_steady: [model] temperature, else the scalar D, else 1."""
+        T = self.case["model.temperature"]
+        if T is None:
+            T = self.D_scalar(0.0) or 1.0
+        return float(T)
+
     def D_scalar(self, t: float) -> float | None:
         """The scalar D when the diffusion is isotropic and constant in space (else None)."""
         return self.coefficients.diffusion.scalar(self.mesh, t)
@@ -301,8 +327,11 @@ class FokkerPlanckModel(Model):
         sink.set_attrs({"stepper": self.stepper, "dt": self.dt, "steps": self.steps,
                         "gradient_drift": bool(op.is_gradient), "boundary_kinds": [list(k) for k in op.kinds]})
         last = Last()
+        if self.nonequilibrium and self.stepper != "steady":
+            self.rho_ss, _ = self._steady(None)
         if self.stepper == "steady":
             rho, summary = self._steady(sink)
+            self.rho_ss = rho
             frame = Frame(0, 0.0, rho)
             for observe in self._observers(sink, last):
                 observe(frame)
@@ -316,6 +345,9 @@ class FokkerPlanckModel(Model):
             finally:
                 system.destroy()
             summary.update(self._analysis(sink, companions))
+        if self.nonequilibrium:
+            summary.update(analysis.nonequilibrium(sink, self.op0, self.coefficients, self.rho_ss,
+                                                   self.temperature(), write_fields=self.stepper != "steady"))
         summary.update({k: last.diagnostics[k] for k in SUMMARY if k in last.diagnostics})
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
@@ -326,8 +358,16 @@ class FokkerPlanckModel(Model):
         the summary's last values and the sink."""
         obs = [DensityDiagnostics(self.op0, self.D_scalar, self.has_absorption, self.want,
                                   self.operator if self.D_time else None)]
-        if "rho" in (self.case.get("exact") or {}):
+        if self.nonequilibrium:
+            obs.append(SteadyComparison(self.op0, self.rho_ss, self.temperature(), self.want,
+                                        fields=self.stepper == "steady"))
+        exact = self.case.get("exact") or {}
+        if "rho" in exact:
             obs.append(lambda f: f.state is None or f.diagnostics.update(self.exact_errors("rho", f.t, f.state)))
+        for name in ("phi", "current_1", "current_2", "current_3", "j_1", "j_2", "j_3"):
+            if name in exact:
+                obs.append(lambda f, name=name: name not in f.fields or f.diagnostics.update(
+                    self.exact_errors(name, f.t, f.fields[name])))
         return [*obs, *companions, last, with_state(SinkWriter(sink))]
 
     def _steady(self, sink):
@@ -341,7 +381,8 @@ class FokkerPlanckModel(Model):
             rho, resid, info = pb.steady_state(A, w, comm=self.comm, options=c["solver.petsc_options"],
                                                rtol=max(c["solver.krylov_tol"], 1e-10))
             summary["krylov_iterations"] = info["iterations"]
-            sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
+            if sink is not None:
+                sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
         else:
             rho, resid = steady_state(A, w, pivot=op.has_cross_terms)
         rho = rho.reshape(mesh.cells)
@@ -381,6 +422,8 @@ class FokkerPlanckModel(Model):
         if count:
             absorbed = co.absorbed if co.absorbing_expr is not None else None
             ens = ParticleEnsemble(mesh, self.kinds, co.velocity, co.noise, absorbed, seed=c["particles.seed"])
+            if c["particles.winding_about"] is not None:
+                ens.winding_centre = np.asarray(c["particles.winding_about"], dtype=float)
             start = c["particles.start"]
             ens.start(ens.sample(self.rho0, count) if start is None else
                       np.tile(np.atleast_1d(np.asarray(start, dtype=float)), (count, 1)))

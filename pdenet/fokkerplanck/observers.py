@@ -45,6 +45,36 @@ class DensityDiagnostics:
                 frame.fields[f"current_{d + 1}"] = J[d]
 
 
+class SteadyComparison:
+    """Out-of-equilibrium diagnostics against a computed steady state rho_ss
+    (:mod:`.nonequilibrium`): ``kl_to_steady`` = T KL(rho | rho_ss) and its split
+    ``kl_energetic`` + ``kl_entropic`` (+ a constant) at every save; with ``fields`` (a steady
+    run) the fields ``phi`` and ``j_<d>`` and the residuals of div(j rho_ss) = 0 and
+    j . grad phi = 0."""
+
+    def __init__(self, op: FokkerPlanckOperator, rho_ss: np.ndarray, temperature: float,
+                 want: tuple[str, ...], fields: bool):
+        from . import nonequilibrium as ne
+
+        self.op, self.rho_ss, self.T, self.ne = op, rho_ss, temperature, ne
+        self.phi = ne.potential(rho_ss, temperature)
+        self.want, self.fields = want, fields
+
+    def __call__(self, frame: Any) -> None:
+        if frame.state is None:
+            return
+        ne, op = self.ne, self.op
+        frame.diagnostics.update(ne.kl_split(op.mesh, frame.state, self.rho_ss, self.phi, self.T))
+        if self.fields:
+            j = ne.conservative_force(op, self.rho_ss)
+            frame.diagnostics.update(ne.residuals(op, self.rho_ss, self.phi, j))
+            if "phi" in self.want:
+                frame.fields["phi"] = self.phi
+            if "j" in self.want:
+                for d in range(op.ndim):
+                    frame.fields[f"j_{d + 1}"] = j[d]
+
+
 class SGDChains:
     """Independent SGD runs (:meth:`.sgd.SGDProblem.run_chains`) advanced to each saved time
     (t = steps * lr) and compared with the density: ``sgd_l1`` (L1 distance of their histogram),
