@@ -171,3 +171,64 @@ def test_lemma_6_44_against_scipy_lyapunov():
             assert np.abs((D + Q) @ U - F).max() < 1e-10 * np.abs(F).max()
     with pytest.raises(ValueError, match="stable"):
         linear_decomposition(-np.eye(2), np.eye(2))
+
+
+# -- Example 6.43 --------------------------------------------------------------------------------
+Z43 = 7.602886612094934
+PHI = "((x1^2-1)^2/4 + x2^2/2)"
+
+
+def test_example_6_43_normalising_constant():
+    g1 = quad(lambda x: np.exp(-(x * x - 1) ** 2 / 4), -3, 3, epsabs=0, epsrel=1e-13)[0]
+    g2 = quad(lambda x: np.exp(-x * x / 2), -3, 3, epsabs=0, epsrel=1e-13)[0]
+    assert g1 * g2 == pytest.approx(Z43, rel=1e-12)
+
+
+def _example_steady(lam, cells):
+    J = "exp(-(x1^2 + x2^2)^2/4)"
+    over = ['time.stepper="steady"', "particles.count=0", f"mesh.cells=[{cells}, {cells}]",
+            f'exact.rho="exp(-{PHI})/{Z43}"', f'exact.phi="{PHI}"',
+            f'exact.current_1="-{lam}*x2*{J}/{Z43}"', f'exact.current_2="{lam}*x1*{J}/{Z43}"']
+    name = {0.5: "fp_limit_cycle_l05.toml", 2.0: "fp_limit_cycle_l2.toml"}[lam]
+    return run(name, *over)
+
+
+@pytest.mark.parametrize("lam", [0.5, 2.0])
+def test_example_6_43_rho_current_phi_converge_at_order_two(lam):
+    """rho_ss = e^-Phi / Z, the current = lambda J_ss / Z and phi = Phi - min Phi, each to
+    discretisation error with observed order ~2 (24, 48, 96 cells per side); the residual of
+    div(j rho_ss) falls at order 2 too."""
+    errs = {k: [] for k in ("error_rho_l2", "error_current_1_l2", "error_current_2_l2", "error_phi_l2",
+                            "residual_div_j_rho")}
+    for n in (24, 48, 96):
+        r = _example_steady(lam, n)
+        for k in errs:
+            errs[k].append(r.diagnostics[k][-1])
+    for k, e in errs.items():
+        orders = np.log2(np.array(e[:-1]) / np.array(e[1:]))
+        assert orders.min() > 1.7, (k, e, orders)
+    assert errs["error_rho_l2"][-1] < 1e-3 and errs["error_phi_l2"][-1] < 1e-2
+
+
+def test_example_6_43_most_likely_points_and_drift_zeros():
+    """The minima of phi stay at (+-1, 0) for every lambda; the zeros of -grad f move to
+    (+-0.9024, +-0.3888) for lambda = 0.5 (a root of the closed-form drift, scipy) and only the
+    saddle at 0 remains for lambda = 2."""
+    from scipy import optimize
+
+    def v(x, lam):
+        x1, x2 = x
+        E = np.exp((1 - 2 * x1 ** 2 + 2 * x2 ** 2 - 2 * x1 ** 2 * x2 ** 2 - x2 ** 4) / 4)
+        return [-(x1 ** 3 - x1) - lam * x2 * E, -x2 + lam * x1 * E]
+    ref = optimize.root(v, [0.9, 0.4], args=(0.5,), tol=1e-13).x
+    for lam, n_zeros in ((0.5, 3), (2.0, 1)):
+        r = _example_steady(lam, 48)
+        minima, zeros = (np.asarray(r.groups["analysis"][k]) for k in ("phi_minima", "drift_zeros"))
+        assert len(minima) == 2 and np.allclose(np.sort(np.abs(minima[:, 0])), [1, 1], atol=5e-3)
+        assert np.abs(minima[:, 1]).max() < 5e-3
+        assert len(zeros) == n_zeros
+        if lam == 0.5:
+            assert np.min(np.linalg.norm(zeros - ref, axis=1)) < 1e-6
+            assert r.attrs["critical_point_shift_max"] == pytest.approx(np.linalg.norm(ref - [1, 0]), abs=3e-3)
+        else:
+            assert np.linalg.norm(zeros[0]) < 1e-6

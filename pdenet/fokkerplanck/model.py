@@ -123,6 +123,16 @@ class FokkerPlanckModel(Model):
     }
     fields = ("rho", "current", "phi", "j")
 
+    def check_exact(self) -> None:
+        """[exact] also takes the components current_<d> and j_<d> (compared with the saved
+        component fields)."""
+        comps = tuple(f"{n}_{d + 1}" for n in ("current", "j") for d in range(self.mesh.ndim))
+        self.fields = FokkerPlanckModel.fields + comps
+        try:
+            super().check_exact()
+        finally:
+            del self.fields
+
     @classmethod
     def validate(cls, data):
         if data["solver"]["backend"] == "petsc":
