@@ -232,3 +232,80 @@ def test_example_6_43_most_likely_points_and_drift_zeros():
             assert r.attrs["critical_point_shift_max"] == pytest.approx(np.linalg.norm(ref - [1, 0]), abs=3e-3)
         else:
             assert np.linalg.norm(zeros[0]) < 1e-6
+
+
+# -- phi, kl_to_steady, non-Gibbs steady states ---------------------------------------------------
+def test_linear_system_phi_is_lemma_6_44_quadratic_not_f():
+    """fp_nonisotropic (drift -H x, constant full D): the steady state is not the Gibbs density
+    of f = x1^2/2 + x2^2 at any temperature; phi equals x^T U x / 2 with Lemma 6.44's U (the
+    computed field against the closed form, shifted to min 0), and j . grad phi = 0 holds up to
+    discretisation error (j = -Q U x is along the contours of phi)."""
+    from pdenet.fokkerplanck.nonequilibrium import linear_decomposition
+    H, D = np.diag([1.0, 2.0]), np.array([[1.0, 0.5], [0.5, 1.0]])
+    U = linear_decomposition(H, D)["U"]
+    U = np.array(U)
+    errs, dots = [], []
+    for cells in ("[48, 40]", "[96, 80]"):
+        r = run("fp_nonisotropic.toml", "model.nonequilibrium=true", f"mesh.cells={cells}")
+        X1, X2 = r.mesh.centres()
+        phi = np.asarray(r.fields["phi"][-1])
+        exact = (U[0, 0] * X1 ** 2 + 2 * U[0, 1] * X1 * X2 + U[1, 1] * X2 ** 2) / 2
+        errs.append(np.abs(phi - exact)[exact < 2].max())   # where rho_ss > e^-2 rho_max
+        dots.append(r.diagnostics["residual_j_dot_grad_phi"][-1])
+    assert errs[1] < 0.015 and errs[0] / errs[1] > 3.5, errs
+    assert dots[0] / dots[1] > 3.5, dots
+    f = X1 ** 2 / 2 + X2 ** 2
+    core = phi < 6.0
+    # Gibbs of f at the best temperature: phi would be an affine function of f
+    A = np.stack([f[core], np.ones(core.sum())], axis=1)
+    resid = phi[core] - A @ np.linalg.lstsq(A, phi[core], rcond=None)[0]
+    assert np.abs(resid).max() > 0.3
+    # isotropic D: phi is f (Lemma 6.27), j = 0
+    iso = run("fp_nonisotropic.toml", "model.nonequilibrium=true", "model.diffusion=1.0")
+    X1, X2 = iso.mesh.centres()
+    f = X1 ** 2 / 2 + X2 ** 2
+    assert np.abs(np.asarray(iso.fields["phi"][-1]) - (f - f.min())).max() < 1e-9
+    assert np.abs(iso.fields["j_1"][-1]).max() < 1e-9
+
+
+@pytest.mark.parametrize("diffusion", ['["1 + 0.5*sin(x1)^2", "0.6 + 0.2*x1^2"]',
+                                       '[["1.0", "0.3*exp(-x1^2)"], ["0.3*exp(-x1^2)", "0.8"]]'])
+def test_kl_to_steady_is_non_increasing(diffusion):
+    """Theorem 6.24: T KL(rho | rho_ss) decreases at every save for a non-gradient drift
+    (Example 6.43, lambda = 2) with a non-isotropic state-dependent D (diagonal: an M-matrix, so
+    the discrete KL is a Lyapunov function exactly; full tensor: the cross terms too), and the
+    split kl_energetic + kl_entropic differs from it by a constant."""
+    r = run("fp_limit_cycle_l2.toml", f"model.diffusion={diffusion}", "particles.count=0", "mesh.cells=[40, 40]",
+            "time.steps=60", "time.t_end=6.0", "time.outputs=30")
+    kl = np.asarray(r.diagnostics["kl_to_steady"])
+    assert kl[0] > 1.0 and kl[-1] < 1e-3 * kl[0]
+    assert np.all(np.diff(kl) <= 1e-14 * kl[0]), np.diff(kl)
+    c = kl - np.asarray(r.diagnostics["kl_energetic"]) - np.asarray(r.diagnostics["kl_entropic"])
+    assert np.ptp(c) < 1e-10 * max(1.0, abs(c).max())
+    # and the steady state is not the Gibbs density of the potential (the drift is not -grad f)
+    rho_ss = np.asarray(r.groups["analysis"]["rho_ss"])
+    X1, X2 = np.meshgrid(*r.mesh.axes, indexing="ij") if not hasattr(r.mesh, "centres") else r.mesh.centres()
+    g = np.exp(-((X1 ** 2 - 1) ** 2 / 4 + X2 ** 2 / 2))
+    g /= g.sum()
+    assert np.abs(rho_ss / rho_ss.sum() - g).sum() > 0.1
+
+
+@pytest.mark.slow
+def test_example_6_43_particles_agree_and_wind():
+    """lambda = 2: the particle histogram agrees with the PDE density; paths wind about the
+    saddle at the origin (mean > 1 turn in 10 time units); lambda = 0: no net winding."""
+    n = 3000
+    r2 = run("fp_limit_cycle_l2.toml", f"particles.count={n}", "mesh.cells=[48, 48]")
+    X = np.asarray(r2.groups["analysis"]["particle_positions"])
+    C = np.cov(X.T)
+    for a, b in ((0, 0), (1, 1), (0, 1)):
+        pde = r2.diagnostics[f"cov_{a + 1}{b + 1}"][-1]
+        se = np.std((X[:, a] - X[:, a].mean()) * (X[:, b] - X[:, b].mean())) / np.sqrt(n)
+        assert abs(C[a, b] - pde) < 4 * se + 0.01, (a, b, C[a, b], pde, se)
+    for a in range(2):
+        assert abs(X[:, a].mean() - r2.diagnostics[f"mean_{a + 1}"][-1]) < 4 * X[:, a].std() / np.sqrt(n) + 0.01
+    w2 = np.asarray(r2.groups["analysis"]["particle_winding"])
+    assert w2.mean() > 1.0 and r2.attrs["particle_winding_rate"] > 0.1
+    r0 = run("fp_limit_cycle_l0.toml", f"particles.count={n}", "mesh.cells=[48, 48]")
+    w0 = np.asarray(r0.groups["analysis"]["particle_winding"])
+    assert abs(w0.mean()) < 4 * w0.std() / np.sqrt(w0.size) + 0.05

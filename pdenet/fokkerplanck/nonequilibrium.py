@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import optimize
 
+from ..errors import PdenetError
 from .fv import FokkerPlanckOperator
 
 
@@ -157,7 +158,13 @@ def drift_zeros(mesh, velocity: Callable[[np.ndarray], np.ndarray], starts: np.n
     lo, hi = np.array(mesh.lower), np.array(mesh.upper)
     out: list[np.ndarray] = []
     for x0 in np.atleast_2d(starts):
-        sol = optimize.root(lambda x: velocity(x.reshape(1, -1))[0], x0, method="hybr", tol=1e-12)
+        if not np.all(np.isfinite(x0)):
+            continue
+        try:   # a start whose iterates leave the range where the expressions are finite: no zero
+            sol = optimize.root(lambda x: velocity(np.clip(x, lo, hi).reshape(1, -1))[0], x0, method="hybr",
+                                tol=1e-12)
+        except (ValueError, ArithmeticError, PdenetError):
+            continue
         x = sol.x
         if not sol.success or np.any(x < lo) or np.any(x > hi) or np.linalg.norm(velocity(x.reshape(1, -1))[0]) > tol:
             continue
