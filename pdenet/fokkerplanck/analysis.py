@@ -108,6 +108,10 @@ def nonequilibrium(sink: Any, op: FokkerPlanckOperator, coefficients: Any, rho_s
         # starts: the minima of phi and the cells where |v| is a local minimum
         speed = np.sqrt(sum(c ** 2 for c in np.moveaxis(velocity(np.stack(
             [c.ravel() for c in mesh.centres()], axis=1)), 1, 0))).reshape(mesh.cells)
+        vc = velocity(np.stack([c.ravel() for c in mesh.centres()], axis=1))
+        for d in range(mesh.ndim):
+            sink.write("analysis", f"drift_{d + 1}", vc[:, d].reshape(mesh.cells),
+                       {"meaning": "the deterministic drift -grad f + b at the cell centres"})
         starts = np.concatenate([minima, ne.local_minima(mesh, speed, strict=False)])
         zeros = ne.drift_zeros(mesh, velocity, starts)
         sink.write("analysis", "drift_zeros", zeros, {"meaning": "zeros of the deterministic drift "
