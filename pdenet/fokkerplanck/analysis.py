@@ -69,8 +69,9 @@ def sgd_runs(sink: Any, histogram: np.ndarray, theta: np.ndarray, diffusion: np.
     sink.write("analysis", "sgd_histogram", histogram,
                {"meaning": "density of the SGD runs at the last save (histogram on the cells)"})
     sink.write("analysis", "sgd_theta", theta)
-    sink.write("analysis", "sgd_diffusion", diffusion,
-               {"meaning": "D(theta) = lr Sigma(theta) / (2 batch) at the cell faces"})
+    if diffusion is not None:
+        sink.write("analysis", "sgd_diffusion", diffusion,
+                   {"meaning": "D(theta) = lr Sigma(theta) / (2 batch) at the cell faces"})
     sink.write("analysis", "sgd_loss", loss)
 
 
@@ -122,4 +123,37 @@ def nonequilibrium(sink: Any, op: FokkerPlanckOperator, coefficients: Any, rho_s
                        {"meaning": "for each minimum of phi, the vector to the nearest drift zero"})
             if np.isfinite(shift).all():
                 out["critical_point_shift_max"] = float(np.linalg.norm(shift, axis=1).max())
+    return out
+
+
+def sgd_mode(sink: Any, sgd: Any, mesh: Any, rho_ss: np.ndarray, lr: float, batch: int) -> dict[str, float]:
+    """SGD out of equilibrium: the minimiser of the loss beside the most likely point of the PDE
+    steady state (the minimum of phi nearest to it). One parameter: also the theory's most likely
+    point, the root of f'(theta) + D'(theta) = 0 (Theorem 6.48 with Q = 0: at a critical point of
+    Phi, f' = -beta^-1 (div D); exact for the Ito steady state rho ∝ D^-1 exp(-int f'/D))."""
+    from scipy import optimize as opt
+
+    from . import nonequilibrium as ne
+
+    theta_f = np.atleast_1d(sgd.minimiser())
+    minima = ne.local_minima(mesh, ne.potential(rho_ss, 1.0))
+    out: dict[str, float] = {}
+    sink.write("analysis", "sgd_minimiser", theta_f, {"meaning": "argmin of the loss f"})
+    if len(minima):
+        mode = minima[np.argmin(np.linalg.norm(minima - theta_f, axis=1))]
+        sink.write("analysis", "sgd_mode", mode, {"meaning": "the most likely point of the PDE steady state"})
+        sink.write("analysis", "sgd_mode_shift", mode - theta_f, {"meaning": "most likely point minus minimiser"})
+        out["sgd_mode_shift"] = float(np.linalg.norm(mode - theta_f))
+    if mesh.ndim == 1:
+        h = 1e-6
+        g = lambda t: sgd.per_sample(np.array([t]))[1].mean() + (  # noqa: E731
+            sgd.diffusion(np.array([t + h]), lr, batch)[0] - sgd.diffusion(np.array([t - h]), lr, batch)[0]) / (2 * h)
+        t0 = float(theta_f[0])
+        w = 0.05 * (mesh.upper[0] - mesh.lower[0])
+        lo, hi = t0 - w, t0 + w
+        if np.sign(g(lo)) != np.sign(g(hi)):
+            pred = opt.brentq(g, lo, hi, xtol=1e-14)
+            sink.write("analysis", "sgd_mode_predicted", np.array([pred]),
+                       {"meaning": "root of f' + D' = 0: the theory's most likely point"})
+            out["sgd_mode_shift_predicted"] = float(abs(pred - t0))
     return out

@@ -101,14 +101,16 @@ class Diffusion:
 
     def __init__(self, ndim: int, constant: np.ndarray | None = None, tensor: np.ndarray | None = None,
                  exprs: Sequence[Expr] | None = None, faces: list[np.ndarray] | None = None,
-                 matrix: Sequence[Sequence[Expr]] | None = None):
+                 matrix: Sequence[Sequence[Expr]] | None = None, field: TensorField | None = None):
         self.ndim = ndim
+        #: a fixed tensor field (arrays at the cells and faces: SGD's own D in 2-D)
+        self.fixed = field
         self.constant, self.tensor, self.exprs, self.faces = constant, tensor, exprs, faces
         self.matrix = matrix
         every = list(exprs or []) + [e for row in (matrix or []) for e in row]
         #: D depends on t (annealing); on x (a field: the Fick form's SDE has the drift div D)
         self.in_time = any("t" in e.names for e in every)
-        self.in_space = faces is not None or any(set(e.names) - {"t"} for e in every)
+        self.in_space = faces is not None or field is not None or any(set(e.names) - {"t"} for e in every)
 
     @classmethod
     def parse(cls, D: Any, ndim: int, compile: Callable[[Any], Expr]) -> "Diffusion":
@@ -156,6 +158,8 @@ class Diffusion:
 
     def operator_argument(self, mesh, t: float) -> Any:
         """The ``diffusion`` argument of :class:`~.fv.FokkerPlanckOperator` at time t."""
+        if self.fixed is not None:
+            return self.fixed
         if self.faces is not None:
             return self.faces
         if self.tensor is not None:

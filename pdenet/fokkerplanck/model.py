@@ -27,7 +27,7 @@ from ..models.base import Model
 from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential
-from .fv import ABSORBING, FokkerPlanckOperator, boundary_kinds
+from .fv import ABSORBING, FokkerPlanckOperator, TensorField, boundary_kinds, face_coordinates
 from .observers import DensityDiagnostics, Last, Particles, SGDChains, SteadyComparison, with_state
 from .particles import ParticleEnsemble
 from .systems import DmdaExplicitSystem, ExplicitSystem, ImplicitSystem, PetscLinearSystem
@@ -91,12 +91,16 @@ class FokkerPlanckModel(Model):
                        positive=True),
         },
         "sgd": {
-            "loss": Key("str", None, "SGD's own diffusion for a one-parameter model (1-D mesh = the "
-                        "parameter theta): linear (least squares) or logistic. Replaces potential, "
-                        "drift and diffusion by f(theta) = mean loss, D = lr Sigma(theta)/(2 batch) and "
-                        "the Ito drift -D'.", choices=["linear", "logistic"]),
+            "loss": Key("str", None, "SGD's own diffusion for a one- or two-parameter model (1-D/2-D "
+                        "mesh = the parameters theta): linear (least squares) or logistic. Replaces "
+                        "potential, drift and diffusion by f(theta) = mean loss and D = lr Sigma(theta)/"
+                        "(2 batch) in the Ito form (2-D: the full state-dependent 2 x 2 tensor).",
+                        choices=["linear", "logistic"]),
             "samples": Key("int", 200, "Data set size N (x_k standard normal, seeded).", positive=True),
-            "theta_star": Key("float", 1.0, "Parameter generating the data."),
+            "theta_star": Key("floats", 1.0, "Parameter generating the data (2-D: one number or two)."),
+            "feature_scales": Key("floats", [1.0, 1.0], "2-D: standard deviations of the two features "
+                                  "(unequal: non-isotropic mini-batch noise)."),
+            "feature_correlation": Key("float", 0.0, "2-D: correlation of the two features."),
             "noise": Key("float", 0.5, "linear: standard deviation of the label noise.", minimum=0.0),
             "seed": Key("int", 0, "Seed of the data set.", minimum=0),
             "lr": Key("float", 0.1, "SGD learning rate (time t = steps * lr).", positive=True),
@@ -176,11 +180,25 @@ class FokkerPlanckModel(Model):
             raise case.error(str(exc), key="mesh.boundary") from None
         self.sgd = None
         if case["sgd.loss"] is not None:
-            if nd != 1:
-                raise case.error("SGD's diffusion is implemented for one parameter: a 1-D mesh", key="sgd.loss")
-            from .sgd import SGDProblem
             s = case["sgd"]
-            self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
+            if nd == 1:
+                from .sgd import SGDProblem
+                if isinstance(s["theta_star"], list):
+                    raise case.error("one parameter: a number", key="sgd.theta_star")
+                self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
+            elif nd == 2:
+                from .sgd2d import SGDProblem2
+                for k in ("theta_star", "feature_scales"):
+                    if isinstance(s[k], list) and len(s[k]) != 2:
+                        raise case.error("give one number or two", key=f"sgd.{k}")
+                if np.any(np.asarray(s["feature_scales"], dtype=float) <= 0) or abs(s["feature_correlation"]) >= 1:
+                    raise case.error("feature scales must be positive and |correlation| < 1",
+                                     key="sgd.feature_scales")
+                self.sgd = SGDProblem2(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"],
+                                       s["feature_scales"], s["feature_correlation"])
+            else:
+                raise case.error("SGD's diffusion is implemented for one or two parameters: a 1-D or 2-D mesh",
+                                 key="sgd.loss")
         self.coefficients = self._coefficients(m)
         self.D_time = self.coefficients.diffusion.in_time
         self.absorbing = self.coefficients.absorbing
@@ -247,6 +265,9 @@ class FokkerPlanckModel(Model):
             absorbing = absorbing_expr(shape=mesh.shape, **coordinate_env("x", mesh.centres())) > 0
             if absorbing.all():
                 raise case.error("every cell is absorbing", key="model.absorbing")
+        if self.sgd is not None and mesh.ndim == 2:
+            return Coefficients(mesh, Potential(self.sgd_field(self.sgd.f, mesh.centres())), None,
+                                Diffusion(2, field=self.sgd_tensor()), absorbing, absorbing_expr, form="ito")
         if self.sgd is not None:
             lr, B, faces = case["sgd.lr"], case["sgd.batch"], mesh.faces[0]
             # the Ito equation written in the Fick form with the drift -D' (faces only)
@@ -269,6 +290,23 @@ class FokkerPlanckModel(Model):
         except ValueError as exc:
             raise case.error(str(exc), key="model.diffusion") from None
         return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr, form=m["form"])
+
+    @staticmethod
+    def sgd_field(fn, coords):
+        """fn of the points of a coordinate grid, on the grid's shape (trailing axes kept)."""
+        shape = coords[0].shape
+        P = np.stack([c.ravel() for c in coords], axis=1)
+        v = fn(P)
+        return v.reshape(shape + v.shape[1:])
+
+    def sgd_tensor(self) -> TensorField:
+        """SGD's D(theta) = lr Sigma(theta) / (2B) at the cell and face centres."""
+        lr, B, mesh = self.case["sgd.lr"], self.case["sgd.batch"], self.mesh
+        D = lambda P: self.sgd.diffusion(P, lr, B)  # noqa: E731
+        cells = np.moveaxis(self.sgd_field(D, mesh.centres()), (-2, -1), (0, 1))
+        faces = [np.moveaxis(self.sgd_field(D, face_coordinates(mesh, d)), (-2, -1), (0, 1))
+                 for d in range(mesh.ndim)]
+        return TensorField(cells, faces)
 
     def operator(self, t: float) -> FokkerPlanckOperator:
         """The finite-volume generator at time t."""
@@ -358,6 +396,9 @@ class FokkerPlanckModel(Model):
         if self.nonequilibrium:
             summary.update(analysis.nonequilibrium(sink, self.op0, self.coefficients, self.rho_ss,
                                                    self.temperature(), write_fields=self.stepper != "steady"))
+            if self.sgd is not None:
+                summary.update(analysis.sgd_mode(sink, self.sgd, self.mesh, self.rho_ss, self.case["sgd.lr"],
+                                                 self.case["sgd.batch"]))
         summary.update({k: last.diagnostics[k] for k in SUMMARY if k in last.diagnostics})
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
@@ -426,7 +467,7 @@ class FokkerPlanckModel(Model):
         if self.sgd is not None and c["sgd.chains"]:
             seed = c["sgd.chain_seed"]
             X0 = ParticleEnsemble(mesh, self.kinds, None, None, seed=seed).sample(self.rho0, c["sgd.chains"])
-            out.append(SGDChains(self.sgd, c["sgd.lr"], c["sgd.batch"], X0[:, 0].copy(),
+            out.append(SGDChains(self.sgd, c["sgd.lr"], c["sgd.batch"], X0[:, 0].copy() if mesh.ndim == 1 else X0,
                                  np.random.default_rng(seed), mesh))
         count = c["particles.count"]
         if count:
@@ -454,7 +495,8 @@ class FokkerPlanckModel(Model):
                     sink, comp.ensemble, comp.dt, self.t_end, self.has_absorption,
                     c["particles.until_absorbed"], c["particles.max_time"]))
             else:
-                analysis.sgd_runs(sink, comp.histogram, comp.theta, self.coefficients.diffusion.faces[0],
+                analysis.sgd_runs(sink, comp.histogram, comp.theta,
+                                  self.coefficients.diffusion.faces[0] if mesh.ndim == 1 else None,
                                   self.coefficients.potential.values)
         return summary
 

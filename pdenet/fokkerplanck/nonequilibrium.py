@@ -94,7 +94,12 @@ def residuals(op: FokkerPlanckOperator, rho_ss: np.ndarray, phi: np.ndarray, j: 
 
 def kl_split(mesh, rho: np.ndarray, rho_ss: np.ndarray, phi: np.ndarray, temperature: float) -> dict[str, float]:
     """kl_to_steady = T KL(rho || rho_ss) (mass-normalised rho), kl_energetic = E_rho[Phi],
-    kl_entropic = T int rho log rho = -T H(rho); kl_to_steady - energetic - entropic is constant."""
+    kl_entropic = T int rho log rho = -T H(rho); kl_to_steady - energetic - entropic is constant.
+    rho_ss is floored at 1e-14 of its maximum (a full tensor's cross terms leave ~1e-12 negative
+    values in the far tails, where Phi = inf); there Phi counts as -T log(floor)."""
+    floor = 1e-14 * rho_ss.max()
+    rho_ss = np.maximum(rho_ss, floor)
+    phi = np.where(np.isfinite(phi), phi, -temperature * np.log(floor / rho_ss.max()))
     m = mesh.integrate(rho)
     p = rho / m if m > 0 else rho
     pos = p > 0
@@ -135,7 +140,7 @@ def local_minima(mesh, u: np.ndarray, rel_depth: float = 1e-9, strict: bool = Fa
                 continue
             a, b, c = u[tuple(lo)], u[idx], u[tuple(hi)]
             den = a - 2 * b + c
-            if den > 0:
+            if np.isfinite(den) and den > 0:
                 x[d] += 0.5 * mesh.spacing[d] * (a - c) / den
         pts.append(x)
     # tied neighbouring cells (a minimum between cell centres, by symmetry): one point, their mean

@@ -94,10 +94,16 @@ class SGDChains:
             self.theta = self.sgd.run_chains(self.theta, self.lr, self.batch, n_target - self.step, self.rng,
                                              mesh.lower[0], mesh.upper[0])
             self.step = n_target
-        hist = np.histogram(self.theta, bins=mesh.faces[0])[0] / (self.theta.size * mesh.cell_volume)
+        n = self.theta.shape[0]
+        if mesh.ndim == 1:
+            hist = np.histogram(self.theta, bins=mesh.faces[0])[0] / (n * mesh.cell_volume)
+            frame.diagnostics["sgd_mean"] = float(self.theta.mean())
+            frame.diagnostics["sgd_var"] = float(self.theta.var())
+        else:
+            hist = np.histogramdd(self.theta, bins=list(mesh.faces))[0] / (n * mesh.cell_volume)
+            for d in range(mesh.ndim):
+                frame.diagnostics[f"sgd_mean_{d + 1}"] = float(self.theta[:, d].mean())
         frame.diagnostics["sgd_l1"] = float(mesh.integrate(np.abs(hist - frame.state)))
-        frame.diagnostics["sgd_mean"] = float(self.theta.mean())
-        frame.diagnostics["sgd_var"] = float(self.theta.var())
         self.histogram = hist
 
 
