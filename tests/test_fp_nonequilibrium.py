@@ -384,3 +384,17 @@ def test_full_tensor_field_through_the_model_conserves_mass(stepper):
     r = pdenet.run(case, write=False)
     assert np.abs(np.asarray(r.diagnostics["mass"]) - 1).max() < 1e-12
     assert r.diagnostics["kl_to_steady"][-1] < 1e-4 * r.diagnostics["kl_to_steady"][0]
+
+
+@pytest.mark.petsc
+def test_petsc_gamg_steady_state_with_a_tensor_field():
+    """backend = "petsc" (GMRES + GAMG) solves the D(x) full-tensor steady state to the built-in
+    LU's answer."""
+    pytest.importorskip("petsc4py")
+    D = '[["1 + 0.5*sin(x1)^2", "0.3*exp(-x1^2)"], ["0.3*exp(-x1^2)", "0.8 + 0.2*tanh(x2)"]]'
+    over = [f"model.diffusion={D}", "particles.count=0", "mesh.cells=[48, 48]", 'time.stepper="steady"']
+    a = run("fp_limit_cycle_l2.toml", *over)
+    b = run("fp_limit_cycle_l2.toml", *over, 'solver.backend="petsc"')
+    ra, rb = np.asarray(a.fields["rho"][-1]), np.asarray(b.fields["rho"][-1])
+    assert np.abs(ra - rb).max() < 1e-8 * ra.max()
+    assert np.allclose(a.fields["phi"][-1], b.fields["phi"][-1], atol=1e-6)
