@@ -238,8 +238,8 @@ class TensorField:
 
     @classmethod
     def from_callables(cls, mesh, entries):
-        """From an ndim x ndim nested list of numbers or callables ``e(*coords)`` (symmetric:
-        entry (e, d) is taken from (d, e) when only the upper triangle is callable)."""
+        """From an ndim x ndim nested list of numbers or callables ``e(*coords)``, evaluated at
+        the cell and face centres (symmetry is checked by :meth:`check`, not imposed)."""
         nd = mesh.ndim
 
         def values(x, coords, shape):
