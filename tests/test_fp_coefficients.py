@@ -18,15 +18,19 @@ def expr(text, t=False):
     return Expression(text, NAMES + (("t",) if t else ()))
 
 
-def coefficients(D):
+def coefficients(D, form="ito"):
     mesh = Mesh([-2, -2], [2, 2], [16, 16], "noflux")
     diffusion = Diffusion.parse(D, 2, lambda e: expr(e, t=True))
     return Coefficients(mesh, Potential.from_expression(expr("(x1^2 + 3*x2^2)/2"), mesh),
-                        Drift.from_expressions(["x2", "-x1"], expr, mesh), diffusion)
+                        Drift.from_expressions(["x2", "-x1"], expr, mesh), diffusion, form=form)
 
 
 def test_particle_velocity_is_minus_grad_f_plus_b_plus_div_D():
-    co = coefficients(["1 + x1^2 + t", "2"])
+    """Fick form: the SDE's drift carries div D; Ito form: it does not."""
+    X = np.random.default_rng(0).uniform(-1.5, 1.5, (50, 2))
+    ito = coefficients(["1 + x1^2 + t", "2"]).velocity(X, 0.3)
+    assert np.allclose(ito[:, 0], -X[:, 0] + X[:, 1], atol=1e-8)
+    co = coefficients(["1 + x1^2 + t", "2"], form="fick")
     X = np.random.default_rng(0).uniform(-1.5, 1.5, (50, 2))
     v = co.velocity(X, 0.3)
     x1, x2 = X[:, 0], X[:, 1]
@@ -83,3 +87,23 @@ def test_systems_march_in_chunks_as_in_one_go():
     for n in range(10):
         y = st.step(y, n * 0.05)
     assert np.array_equal(chunked.ravel(), y) and imp.summary() == {"factorisations": st.factorisations}
+
+
+def test_full_tensor_field_noise_and_divergence():
+    """A state-dependent full tensor: noise sqrt(2 D(X)) by Cholesky per particle (its covariance
+    2 D), the Fick drift sum_e d_e D_de."""
+    D = [["1 + x1^2", "0.3*x2"], ["0.3*x2", "4 + x1*x2"]]
+    X = np.random.default_rng(2).uniform(-0.5, 0.5, (40, 2))
+    x1, x2 = X[:, 0], X[:, 1]
+    fick, ito = coefficients(D, form="fick"), coefficients(D)
+    v0 = ito.velocity(X, 0.0)
+    v = fick.velocity(X, 0.0)
+    assert np.allclose(v[:, 0] - v0[:, 0], 2 * x1 + 0.3, atol=1e-7)
+    assert np.allclose(v[:, 1] - v0[:, 1], 0.0 + x1, atol=1e-7)
+    E = np.eye(2)
+    cols = [ito.noise(X, 0.0, np.tile(E[k], (40, 1))) for k in range(2)]
+    L = np.stack(cols, axis=2)     # (n, 2, 2): the matrix S with S S^T = 2 D
+    M = np.einsum("nab,ncb->nac", L, L)
+    assert np.allclose(M[:, 0, 0], 2 * (1 + x1 ** 2)) and np.allclose(M[:, 0, 1], 0.6 * x2)
+    assert np.allclose(M[:, 1, 1], 2 * (4 + x1 * x2))
+    assert ito.operator(0.0).has_cross_terms and ito.diffusion.in_space

@@ -232,12 +232,12 @@ def test_input_errors_name_key(override, key, words):
 @pytest.mark.parametrize("override,key,words", [
     ("model.diffusion=[[1.0, 0.5], [0.2, 1.0]]", "model.diffusion", "the diffusion tensor must be symmetric"),
     ("model.diffusion=[[1.0, 2.0], [2.0, 1.0]]", "model.diffusion", "must be positive definite"),
-    ('model.diffusion="x1 - 0.5"', "model.diffusion", "must be positive on every face"),
+    ('model.diffusion="x1 - 0.5"', "model.diffusion", "must be positive definite: at cell"),
     ('mesh.boundary={kind="dirichlet", value=1.0}', "mesh.boundary", "noflux, periodic or dirichlet"),
 ])
 def test_numerics_errors_name_key_at_construction(override, key, words):
     # the operator raises plain ValueErrors; the model maps them to the case key, with the file
-    case = pdenet.load_case(case_path("fp_ou_2d.toml"), [override])
+    case = pdenet.load_case(case_path("fp_ou_2d.toml"), override if isinstance(override, list) else [override])
     with pytest.raises(CaseError) as exc:
         case.model_cls(case)
     assert f"fp_ou_2d.toml: {key}: " in str(exc.value) and words in str(exc.value)

@@ -18,6 +18,24 @@ diagonal entries of a constant tensor D add the conservative central flux
 -D_de (d_e rho)_f, with d_e rho at the face the mean of the central
 differences in the two neighbouring cells.
 
+State-dependent tensors D(x) (:class:`TensorField`, values at the cell and face centres)
+come in two forms (``form``):
+
+* ``"ito"``  rho_t = -div(v rho) + div(div(D rho)), the law of dX = v dt + sqrt(2D) dB read in
+  Ito's sense (thesis (6.8)); J_d = v_d rho - sum_e d_e(D_de rho). The diagonal part is the
+  Scharfetter-Gummel flux of u = D_dd rho with unit diffusion and velocity v_d / D_dd:
+  cL = B(-z) D_dd(x_L) / h, cR = B(z) D_dd(x_R) / h, z = v_f h / D_dd,f. In 1-D its zero-flux
+  state is D(x_{k+1}) rho_{k+1} / (D(x_k) rho_k) = exp(h b_f / D_f), the midpoint rule of
+  rho ∝ D^-1 exp(int b / D).
+* ``"fick"`` rho_t = -div(v rho) + div(D grad rho) (Remark 6.9), J = v rho - D grad rho: the SG
+  flux above with cL = D_f B(-z) / h, cR = D_f B(z) / h.
+
+For a constant D both forms are one equation. The off-diagonal entries add the central flux
+-D_de,f (d_e rho)_f (fick) or -(d_e (D_de rho))_f (ito) on the interior and periodic faces, as
+for a constant tensor; they are not monotone, so rho >= 0 then holds only to the discretisation
+error (the diagonal SG part alone gives an M-matrix: rho >= 0 exactly). Every term is a face
+flux, so mass is conserved to round-off in both forms.
+
 Boundaries per side: ``noflux`` (J = 0 on the boundary face; ``none``,
 ``neumann`` with value 0 mean the same), ``periodic``, ``dirichlet`` with
 value 0 (absorbing: rho = 0 on the boundary face, a half-cell SG flux).
@@ -207,6 +225,77 @@ def _fp_euler_local(loc, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, off, 
                 out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, True)
 
 
+FORMS = ("ito", "fick")
+
+
+class TensorField:
+    """A symmetric diffusion field D(x): ``cells`` (ndim, ndim, *cells) at the cell centres and
+    ``faces[d]`` (ndim, ndim, *cells with cells[d] + 1) at the face centres normal to d."""
+
+    def __init__(self, cells, faces):
+        self.cells = np.asarray(cells, dtype=float)
+        self.faces = [np.asarray(f, dtype=float) for f in faces]
+
+    @classmethod
+    def from_callables(cls, mesh, entries):
+        """From an ndim x ndim nested list of numbers or callables ``e(*coords)``, evaluated at
+        the cell and face centres (symmetry is checked by :meth:`check`, not imposed)."""
+        nd = mesh.ndim
+
+        def values(x, coords, shape):
+            v = x(*coords) if callable(x) else x
+            return np.broadcast_to(np.asarray(v, dtype=float), shape)
+        cells = np.empty((nd, nd) + tuple(mesh.cells))
+        for a in range(nd):
+            for b in range(nd):
+                cells[a, b] = values(entries[a][b], mesh.centres(), mesh.cells)
+        faces = []
+        for d in range(nd):
+            shape = list(mesh.cells)
+            shape[d] += 1
+            F = np.empty((nd, nd) + tuple(shape))
+            X = face_coordinates(mesh, d)
+            for a in range(nd):
+                for b in range(nd):
+                    F[a, b] = values(entries[a][b], X, tuple(shape))
+            faces.append(F)
+        return cls(cells, faces)
+
+    @property
+    def off_diagonal(self):
+        nd = self.cells.shape[0]
+        return any(np.any(self.cells[a, b] != 0) or any(np.any(F[a, b] != 0) for F in self.faces)
+                   for a in range(nd) for b in range(nd) if a != b)
+
+    def check(self, mesh):
+        """ValueError naming the first cell where D is not symmetric positive definite (and the
+        first face where a diagonal entry is not positive)."""
+        nd = self.cells.shape[0]
+        C = np.moveaxis(self.cells.reshape(nd, nd, -1), -1, 0)   # (N, nd, nd)
+        if not np.all(np.isfinite(C)):
+            bad = int(np.flatnonzero(~np.isfinite(C).all(axis=(1, 2)))[0])
+            raise ValueError(f"the diffusion tensor is not finite at cell {self._where(mesh, bad)}")
+        asym = np.abs(C - np.swapaxes(C, 1, 2)).max(axis=(1, 2)) > 1e-12 * (1 + np.abs(C).max(axis=(1, 2)))
+        if asym.any():
+            bad = int(np.flatnonzero(asym)[0])
+            raise ValueError(f"the diffusion tensor must be symmetric: not at cell {self._where(mesh, bad)}")
+        lam = np.linalg.eigvalsh(C).min(axis=1)
+        if np.any(lam <= 0):
+            bad = int(np.flatnonzero(lam <= 0)[0])
+            raise ValueError(f"the diffusion tensor must be positive definite: at cell {self._where(mesh, bad)} "
+                             f"its smallest eigenvalue is {lam[bad]:.4g}")
+        for d, F in enumerate(self.faces):
+            if np.any(F[d, d] <= 0) or not np.all(np.isfinite(F[d, d])):
+                raise ValueError("the diffusion coefficient must be positive on every face "
+                                 f"(D_{d + 1}{d + 1} is not, at a face normal to x{d + 1})")
+
+    @staticmethod
+    def _where(mesh, flat):
+        i = np.unravel_index(flat, mesh.cells)
+        x = [float(c[i]) for c in mesh.centres()]
+        return f"{tuple(int(k) for k in i)} (x = {', '.join(f'{v:.4g}' for v in x)})"
+
+
 class FokkerPlanckOperator:
     """The finite-volume generator of rho_t = div(rho grad f) + div(D grad rho) - div(b rho).
 
@@ -217,12 +306,17 @@ class FokkerPlanckOperator:
     drift : None, or a sequence of ndim callables b_d(*coords) (evaluated at the
         face centres normal to d) or face-shaped arrays: a drift velocity added to -grad f
     diffusion : a positive number (isotropic), a sequence of ndim numbers (diagonal),
-        an ndim x ndim symmetric positive-definite matrix (constant tensor), or a
-        sequence of ndim callables/face-shaped arrays (diagonal field D_d(x) at faces)
+        an ndim x ndim symmetric positive-definite matrix (constant tensor), a
+        :class:`TensorField` (a state-dependent tensor), or a sequence of ndim callables
+        (diagonal field D_d(x)) or face-shaped arrays (diagonal field at the faces, fick only)
     absorbing : optional boolean mask of cells held at rho = 0
+    form : "ito" (default, div(div(D rho))) or "fick" (div(D grad rho)); the same for a constant D
     """
 
-    def __init__(self, mesh, potential=None, drift=None, diffusion=1.0, absorbing=None):
+    def __init__(self, mesh, potential=None, drift=None, diffusion=1.0, absorbing=None, form="ito"):
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+        self.form = form
         self.mesh = mesh
         nd = mesh.ndim
         self.ndim = nd
@@ -235,10 +329,25 @@ class FokkerPlanckOperator:
         self.drift = drift
         self.tensor = None
         self.diag_field = None
+        self.field = None
         D = diffusion
-        if callable(D) or (isinstance(D, (list, tuple)) and len(D) == nd and not _is_matrix(D, nd)
+        if isinstance(D, TensorField):
+            D.check(mesh)
+            self.field = D
+            self.D_diag = None
+        elif form == "ito" and (callable(D) or (isinstance(D, (list, tuple)) and len(D) == nd
+                                                 and any(callable(x) for x in D)
+                                                 and all(callable(x) or np.ndim(x) == 0 for x in D))):
+            items = [D] * nd if callable(D) else list(D)
+            self.field = TensorField.from_callables(
+                mesh, [[items[a] if a == b else 0.0 for b in range(nd)] for a in range(nd)])
+            self.field.check(mesh)
+            self.D_diag = None
+        elif callable(D) or (isinstance(D, (list, tuple)) and len(D) == nd and not _is_matrix(D, nd)
                            and any(callable(x) or np.ndim(x) == nd for x in D)):
             items = [D] * nd if callable(D) else list(D)
+            if form == "ito":
+                raise ValueError("form ito needs D at the cell centres too: give callables or a TensorField")
             self.diag_field = [self._face_values(x, d) for d, x in enumerate(items)]
             self.D_diag = None
         elif _is_matrix(D, nd):
@@ -273,13 +382,13 @@ class FokkerPlanckOperator:
 
     @property
     def has_cross_terms(self):
-        return self.tensor is not None and np.any(self.tensor - np.diag(np.diag(self.tensor)) != 0)
+        return any(C is not None for C in self._cross_ops)
 
     @property
     def is_gradient(self):
         """Gradient drift with a scalar constant D: the Gibbs density is the steady state."""
         return (self.potential is not None and self.drift is None and self.diag_field is None
-                and not self.has_cross_terms and np.all(self.D_diag == self.D_diag[0]))
+                and self.field is None and not self.has_cross_terms and np.all(self.D_diag == self.D_diag[0]))
 
     def _coefficients(self):
         mesh, nd = self.mesh, self.ndim
@@ -317,12 +426,30 @@ class FokkerPlanckOperator:
             if self.drift is not None:
                 b = self._face_values(self.drift[d], d)
                 vh = vh + b * dist
-            Df = self.diag_field[d] if self.diag_field is not None else np.full(shape, self.D_diag[d])
+            if self.field is not None:
+                Df = self.field.faces[d][d, d]
+            else:
+                Df = self.diag_field[d] if self.diag_field is not None else np.full(shape, self.D_diag[d])
             if np.any(Df <= 0):
                 raise ValueError("the diffusion coefficient must be positive on every face")
             z = vh / Df
-            cL = Df / dist * bernoulli(-z)
-            cR = Df / dist * bernoulli(z)
+            if self.field is not None and self.form == "ito":
+                # SG flux of u = D_dd rho: the cell values on the two sides of every face
+                Dc = self.field.cells[d, d]
+                first, last = np.take(Dc, [0], axis=d), np.take(Dc, [n - 1], axis=d)
+                lowg, highg = (last, first) if self.periodic[d] else (first, last)
+                DL = np.concatenate([lowg, Dc], axis=d)
+                DR = np.concatenate([Dc, highg], axis=d)
+                cL = DL / dist * bernoulli(-z)
+                cR = DR / dist * bernoulli(z)
+            else:
+                cL = Df / dist * bernoulli(-z)
+                cR = Df / dist * bernoulli(z)
+            if self.periodic[d]:
+                # one face: the values at face 0 stand for face n too (coefficients that are
+                # not periodic on the box would otherwise give two fluxes through it)
+                cL[at(slice(n, n + 1))] = cL[at(slice(0, 1))]
+                cR[at(slice(n, n + 1))] = cR[at(slice(0, 1))]
             if not self.periodic[d]:
                 for side, kind in ((0, low), (n, high)):
                     if kind == NOFLUX:
@@ -330,6 +457,7 @@ class FokkerPlanckOperator:
                         cR[at(slice(side, side + 1))] = 0.0
             self.cL.append(cL)
             self.cR.append(cR)
+        self._cross_ops = [self._cross_operator(d) for d in range(nd)]
         # padded copies for the kernels
         # kernel axis a holds mesh dimension d = a - (3 - ndim) (leading unit axes)
         empty = np.zeros((1, 1, 1))
@@ -375,10 +503,12 @@ class FokkerPlanckOperator:
                 first, last = take(idx, [0]), take(idx, [n - 1])
                 add(first, first, -take(cR, [0]) * ih)     # J_low = -cR rho_0 (outflow counts)
                 add(last, last, -take(cL, [n]) * ih)       # J_high = cL rho_{n-1}
-        if self.has_cross_terms:
-            self._cross(idx, add)
         A = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(N, N)).tocsr()
+        for d, C in enumerate(self._cross_ops):
+            if C is not None:
+                A = A - self._divergence(d) @ C
+        A = A.tocsr()
         A.sum_duplicates()
         if self.absorbing is not None:
             keep = (~self.absorbing).ravel().astype(float)
@@ -403,33 +533,77 @@ class FokkerPlanckOperator:
             w[edge] = 0.0
         return np.take(idx, out, axis=e), w
 
-    def _cross(self, idx, add):
-        """-D_de (d_e rho) at the interior (and periodic) faces normal to d."""
+    def _cross_operator(self, d):
+        """The off-diagonal flux through the faces normal to d as a sparse (faces x cells)
+        matrix, or None: -sum_e w_de,f (d_e (c_de rho))_f on the interior and periodic faces,
+        the face value of d_e the mean of the central differences in the two neighbouring
+        cells (a no-flux ghost repeats the cell, an absorbing one is zero). w = D_de at the
+        face and c = 1 (fick, or a constant tensor); w = 1 and c = D_de at the cells (ito)."""
         mesh, nd = self.mesh, self.ndim
-        for d in range(nd):
-            n, ihd = mesh.cells[d], 1.0 / mesh.spacing[d]
-            for e in range(nd):
-                if e == d or self.tensor[d, e] == 0.0:
+        if self.tensor is None and (self.field is None or not self.field.off_diagonal):
+            return None
+        n = mesh.cells[d]
+        fshape = list(mesh.cells)
+        fshape[d] += 1
+        fidx = np.arange(int(np.prod(fshape))).reshape(fshape)
+        idx = np.arange(mesh.size).reshape(mesh.cells)
+        rows, cols, vals = [], [], []
+        for e in range(nd):
+            if e == d:
+                continue
+            if self.tensor is not None:
+                if self.tensor[d, e] == 0.0:
                     continue
-                coef = -self.tensor[d, e] / (4.0 * mesh.spacing[e])
-                plus, wp = self._neighbour(idx, e, +1)
-                minus, wm = self._neighbour(idx, e, -1)
-                shape_e = [1] * nd
-                shape_e[e] = -1
-                wp, wm = wp.reshape(shape_e), wm.reshape(shape_e)
-                pairs = [(np.arange(0, n - 1), np.arange(1, n))] if n > 1 else []
-                if self.periodic[d]:
-                    pairs.append((np.array([n - 1]), np.array([0])))
-                for li, ri in pairs:
-                    L, R = np.take(idx, li, axis=d), np.take(idx, ri, axis=d)
-                    # J = coef * (rho_L+ - rho_L- + rho_R+ - rho_R-), leaving L, entering R
-                    terms = []
-                    for cells_sel in (li, ri):
-                        terms.append((np.take(plus, cells_sel, axis=d), np.broadcast_to(wp, L.shape)))
-                        terms.append((np.take(minus, cells_sel, axis=d), -np.broadcast_to(wm, L.shape)))
-                    for col, w in terms:
-                        add(L, col, -coef * w * ihd)
-                        add(R, col, coef * w * ihd)
+                wface, cell = np.full(fshape, self.tensor[d, e]), None
+            elif self.form == "fick":
+                wface, cell = self.field.faces[d][d, e], None
+            else:
+                wface, cell = np.ones(fshape), self.field.cells[d, e].ravel()
+            if not np.any(wface) or (cell is not None and not np.any(cell)):
+                continue
+            plus, wp = self._neighbour(idx, e, +1)
+            minus, wm = self._neighbour(idx, e, -1)
+            shape_e = [1] * nd
+            shape_e[e] = -1
+            wp, wm = wp.reshape(shape_e), wm.reshape(shape_e)
+            groups = [(np.arange(0, n - 1), np.arange(1, n), np.arange(1, n))] if n > 1 else []
+            if self.periodic[d]:
+                groups += [(np.array([n - 1]), np.array([0]), np.array([0])),
+                           (np.array([n - 1]), np.array([0]), np.array([n]))]
+            for li, ri, fi in groups:
+                F = np.take(fidx, fi, axis=d)
+                # the periodic face n is face 0: its coefficient from face 0
+                w = -np.take(wface, np.where(fi == n, 0, fi), axis=d) / (4.0 * mesh.spacing[e])
+                for sel in (li, ri):
+                    for nbr, wt in ((plus, wp), (minus, -wm)):
+                        col = np.take(nbr, sel, axis=d)
+                        v = w * np.broadcast_to(wt, F.shape)
+                        if cell is not None:
+                            v = v * cell[col]
+                        rows.append(F.ravel())
+                        cols.append(col.ravel())
+                        vals.append(v.ravel())
+        if not rows:
+            return None
+        C = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(fidx.size, mesh.size)).tocsr()
+        C.sum_duplicates()
+        return C
+
+    def _divergence(self, d):
+        """(J_{k+1} - J_k) / h: the faces normal to d to the cells (sparse, cells x faces)."""
+        mesh = self.mesh
+        n = mesh.cells[d]
+        fshape = list(mesh.cells)
+        fshape[d] += 1
+        fidx = np.arange(int(np.prod(fshape))).reshape(fshape)
+        idx = np.arange(mesh.size).ravel()
+        hi = np.take(fidx, np.arange(1, n + 1), axis=d).ravel()
+        lo = np.take(fidx, np.arange(0, n), axis=d).ravel()
+        ih = 1.0 / mesh.spacing[d]
+        return sp.coo_matrix((np.concatenate([np.full(idx.size, ih), np.full(idx.size, -ih)]),
+                              (np.concatenate([idx, idx]), np.concatenate([hi, lo]))),
+                             shape=(mesh.size, fidx.size)).tocsr()
 
     def apply(self, rho, out=None):
         """A rho with the numba kernel (the sparse matrix when there are cross terms)."""
@@ -483,32 +657,9 @@ class FokkerPlanckOperator:
             left = np.take(ext, np.arange(0, n + 1), axis=d)
             right = np.take(ext, np.arange(1, n + 2), axis=d)
             out.append(self.cL[d] * left - self.cR[d] * right)
-        if self.has_cross_terms:
-            idx = np.arange(self.mesh.size).reshape(self.mesh.cells)
-            flat = rho.ravel()
-            for d in range(self.ndim):
-                n = self.mesh.cells[d]
-                for e in range(self.ndim):
-                    if e == d or self.tensor[d, e] == 0.0:
-                        continue
-                    plus, wp = self._neighbour(idx, e, +1)
-                    minus, wm = self._neighbour(idx, e, -1)
-                    shape_e = [1] * self.ndim
-                    shape_e[e] = -1
-                    grad = (flat[plus] * wp.reshape(shape_e) - flat[minus] * wm.reshape(shape_e)) \
-                        / (2.0 * self.mesh.spacing[e])
-                    gface = np.zeros_like(out[d])
-                    s = [slice(None)] * self.ndim
-                    s[d] = slice(1, n)
-                    gface[tuple(s)] = 0.5 * (np.take(grad, np.arange(0, n - 1), axis=d)
-                                             + np.take(grad, np.arange(1, n), axis=d))
-                    if self.periodic[d]:
-                        w = 0.5 * (np.take(grad, [n - 1], axis=d) + np.take(grad, [0], axis=d))
-                        s[d] = slice(0, 1)
-                        gface[tuple(s)] = w
-                        s[d] = slice(n, n + 1)
-                        gface[tuple(s)] = w
-                    out[d] = out[d] - self.tensor[d, e] * gface
+        for d, C in enumerate(self._cross_ops):
+            if C is not None:
+                out[d] = out[d] + (C @ rho.ravel()).reshape(out[d].shape)
         return out
 
     def current(self, rho):

@@ -27,8 +27,8 @@ from ..models.base import Model
 from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential
-from .fv import ABSORBING, FokkerPlanckOperator, boundary_kinds
-from .observers import DensityDiagnostics, Last, Particles, SGDChains, with_state
+from .fv import ABSORBING, FokkerPlanckOperator, TensorField, boundary_kinds, face_coordinates
+from .observers import DensityDiagnostics, Last, Particles, SGDChains, SteadyComparison, with_state
 from .particles import ParticleEnsemble
 from .systems import DmdaExplicitSystem, ExplicitSystem, ImplicitSystem, PetscLinearSystem
 
@@ -38,7 +38,8 @@ STEPPERS = ("explicit", "beuler", "bdf2", "cn", "steady")
 PETSC_STEPPERS = STEPPERS
 #: diagnostics of the last save copied to the run's summary attributes
 SUMMARY = ("mass", "free_energy", "relative_entropy", "circulation", "error_rho_l2", "error_rho_max", "min_rho",
-           "sgd_l1", "sgd_mean", "sgd_var")
+           "sgd_l1", "sgd_mean", "sgd_var", "kl_to_steady", "residual_div_j_rho", "residual_j_dot_grad_phi",
+           "error_phi_l2", "error_phi_max")
 
 
 class FokkerPlanckModel(Model):
@@ -61,7 +62,13 @@ class FokkerPlanckModel(Model):
             "diffusion": Key("any", 1.0, "D: a number; an expression of x and t (isotropic field, "
                              "or annealing D(t)); a list of ndim numbers/expressions (diagonal); or an "
                              "ndim x ndim list of lists of numbers (constant symmetric positive-definite "
-                             "tensor, 2-D/3-D)."),
+                             "tensor) or of expressions of x and t (a state-dependent tensor D(x), "
+                             "checked symmetric positive definite on every cell)."),
+            "form": Key("str", "ito", "How a state-dependent D enters: ito (rho_t = ... + "
+                        "div(div(D rho)), the law of dX = b dt + sqrt(2D) dB read in Ito's sense, "
+                        "thesis (6.8)) or fick (rho_t = ... + div(D grad rho), Remark 6.9). The same "
+                        "equation for a constant D. The particles use the same convention.",
+                        choices=["ito", "fick"]),
             "initial": Key("expr", None, "rho(x, 0) (normalised to mass 1 unless "
                            "normalise = false). Required except for stepper = steady."),
             "normalise": Key("bool", True, "Scale the initial density to mass 1."),
@@ -71,17 +78,29 @@ class FokkerPlanckModel(Model):
                              "absorbing set (boundaries or set) from there (attribute mfpt_at_point)."),
             "kramers": Key("floats", None, "[x_min, x_saddle] of a 1-D potential: report Kramers' "
                            "time 2 pi/sqrt(f''(x_min)|f''(x_s)|) exp((f(x_s)-f(x_min))/D) beside the MFPT."),
+            "nonequilibrium": Key("bool", False, "Out-of-equilibrium diagnostics of the steady state "
+                                  "(thesis ch. 6): the implicit potential phi = -T log rho_ss (min 0), the "
+                                  "conservative force j = J_ss/rho_ss, their residuals, the most likely "
+                                  "points beside the drift's zeros (/analysis); a time-dependent run also "
+                                  "solves for rho_ss and reports kl_to_steady at every save."),
+            "temperature": Key("float", None, "T of phi = -T log rho_ss and kl_to_steady = T KL(rho|rho_ss) "
+                               "(default: the scalar D when the diffusion is isotropic and constant, else 1).",
+                               positive=True),
             "cfl": Key("float", 0.9, "explicit: fraction of the largest positivity-preserving step "
                        "1/max|A_ii| used when dt is not given (or the check on a given dt).",
                        positive=True),
         },
         "sgd": {
-            "loss": Key("str", None, "SGD's own diffusion for a one-parameter model (1-D mesh = the "
-                        "parameter theta): linear (least squares) or logistic. Replaces potential, "
-                        "drift and diffusion by f(theta) = mean loss, D = lr Sigma(theta)/(2 batch) and "
-                        "the Ito drift -D'.", choices=["linear", "logistic"]),
+            "loss": Key("str", None, "SGD's own diffusion for a one- or two-parameter model (1-D/2-D "
+                        "mesh = the parameters theta): linear (least squares) or logistic. Replaces "
+                        "potential, drift and diffusion by f(theta) = mean loss and D = lr Sigma(theta)/"
+                        "(2 batch) in the Ito form (2-D: the full state-dependent 2 x 2 tensor).",
+                        choices=["linear", "logistic"]),
             "samples": Key("int", 200, "Data set size N (x_k standard normal, seeded).", positive=True),
-            "theta_star": Key("float", 1.0, "Parameter generating the data."),
+            "theta_star": Key("floats", 1.0, "Parameter generating the data (2-D: one number or two)."),
+            "feature_scales": Key("floats", [1.0, 1.0], "2-D: standard deviations of the two features "
+                                  "(unequal: non-isotropic mini-batch noise)."),
+            "feature_correlation": Key("float", 0.0, "2-D: correlation of the two features."),
             "noise": Key("float", 0.5, "linear: standard deviation of the label noise.", minimum=0.0),
             "seed": Key("int", 0, "Seed of the data set.", minimum=0),
             "lr": Key("float", 0.1, "SGD learning rate (time t = steps * lr).", positive=True),
@@ -101,9 +120,22 @@ class FokkerPlanckModel(Model):
             "until_absorbed": Key("bool", False, "With an absorbing set: keep simulating after t_end "
                                   "until every particle is absorbed (or max_time), for escape times."),
             "max_time": Key("float", 1e6, "Limit of until_absorbed.", positive=True),
+            "winding_about": Key("floats", None, "2-D: count the signed turns of every particle path "
+                                 "about this point (analysis/particle_winding; particle_winding_mean, "
+                                 "particle_winding_rate = mean turns per unit time)."),
         },
     }
-    fields = ("rho", "current")
+    fields = ("rho", "current", "phi", "j")
+
+    def check_exact(self) -> None:
+        """[exact] also takes the components current_<d> and j_<d> (compared with the saved
+        component fields)."""
+        comps = tuple(f"{n}_{d + 1}" for n in ("current", "j") for d in range(self.mesh.ndim))
+        self.fields = FokkerPlanckModel.fields + comps
+        try:
+            super().check_exact()
+        finally:
+            del self.fields
 
     @classmethod
     def validate(cls, data):
@@ -148,11 +180,25 @@ class FokkerPlanckModel(Model):
             raise case.error(str(exc), key="mesh.boundary") from None
         self.sgd = None
         if case["sgd.loss"] is not None:
-            if nd != 1:
-                raise case.error("SGD's diffusion is implemented for one parameter: a 1-D mesh", key="sgd.loss")
-            from .sgd import SGDProblem
             s = case["sgd"]
-            self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
+            if nd == 1:
+                from .sgd import SGDProblem
+                if isinstance(s["theta_star"], list):
+                    raise case.error("one parameter: a number", key="sgd.theta_star")
+                self.sgd = SGDProblem(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"])
+            elif nd == 2:
+                from .sgd2d import SGDProblem2
+                for k in ("theta_star", "feature_scales"):
+                    if isinstance(s[k], list) and len(s[k]) != 2:
+                        raise case.error("give one number or two", key=f"sgd.{k}")
+                if np.any(np.asarray(s["feature_scales"], dtype=float) <= 0) or abs(s["feature_correlation"]) >= 1:
+                    raise case.error("feature scales must be positive and |correlation| < 1",
+                                     key="sgd.feature_scales")
+                self.sgd = SGDProblem2(s["loss"], s["samples"], s["theta_star"], s["noise"], s["seed"],
+                                       s["feature_scales"], s["feature_correlation"])
+            else:
+                raise case.error("SGD's diffusion is implemented for one or two parameters: a 1-D or 2-D mesh",
+                                 key="sgd.loss")
         self.coefficients = self._coefficients(m)
         self.D_time = self.coefficients.diffusion.in_time
         self.absorbing = self.coefficients.absorbing
@@ -174,6 +220,13 @@ class FokkerPlanckModel(Model):
             raise case.error("backend petsc runs the explicit stepper without cross terms (a diagonal "
                              "diffusion); use an implicit stepper or backend = \"builtin\"",
                              key="model.diffusion")
+        wa = case["particles.winding_about"]
+        if wa is not None and (nd != 2 or len(np.atleast_1d(wa)) != 2):
+            raise case.error("winding numbers are counted about a point of a 2-D mesh", key="particles.winding_about")
+        self.nonequilibrium = bool(m["nonequilibrium"])
+        if self.nonequilibrium and (self.has_absorption or self.D_time):
+            raise case.error("needs a steady state: no absorbing set or boundary and a diffusion constant "
+                             "in time", key="model.nonequilibrium")
         self._resolve_time()
         self.want = self.saved_fields()
         if self.stepper == "steady":
@@ -212,11 +265,16 @@ class FokkerPlanckModel(Model):
             absorbing = absorbing_expr(shape=mesh.shape, **coordinate_env("x", mesh.centres())) > 0
             if absorbing.all():
                 raise case.error("every cell is absorbing", key="model.absorbing")
+        if self.sgd is not None and mesh.ndim == 2:
+            return Coefficients(mesh, Potential(self.sgd_field(self.sgd.f, mesh.centres())), None,
+                                Diffusion(2, field=self.sgd_tensor()), absorbing, absorbing_expr, form="ito")
         if self.sgd is not None:
             lr, B, faces = case["sgd.lr"], case["sgd.batch"], mesh.faces[0]
+            # the Ito equation written in the Fick form with the drift -D' (faces only)
             return Coefficients(mesh, Potential(self.sgd.f(mesh.axes[0])),
                                 Drift([self.sgd.ito_drift(faces, lr, B)]),
-                                Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr)
+                                Diffusion(1, faces=[self.sgd.diffusion(faces, lr, B)]), absorbing, absorbing_expr,
+                                form="fick")
         potential = drift = None
         if m["potential"] is not None:
             potential = Potential.from_expression(case.expression("model.potential", names), mesh)
@@ -231,7 +289,24 @@ class FokkerPlanckModel(Model):
                                         lambda e: case.expression("model.diffusion", names + ("t",), text=e))
         except ValueError as exc:
             raise case.error(str(exc), key="model.diffusion") from None
-        return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr)
+        return Coefficients(mesh, potential, drift, diffusion, absorbing, absorbing_expr, form=m["form"])
+
+    @staticmethod
+    def sgd_field(fn, coords):
+        """fn of the points of a coordinate grid, on the grid's shape (trailing axes kept)."""
+        shape = coords[0].shape
+        P = np.stack([c.ravel() for c in coords], axis=1)
+        v = fn(P)
+        return v.reshape(shape + v.shape[1:])
+
+    def sgd_tensor(self) -> TensorField:
+        """SGD's D(theta) = lr Sigma(theta) / (2B) at the cell and face centres."""
+        lr, B, mesh = self.case["sgd.lr"], self.case["sgd.batch"], self.mesh
+        D = lambda P: self.sgd.diffusion(P, lr, B)  # noqa: E731
+        cells = np.moveaxis(self.sgd_field(D, mesh.centres()), (-2, -1), (0, 1))
+        faces = [np.moveaxis(self.sgd_field(D, face_coordinates(mesh, d)), (-2, -1), (0, 1))
+                 for d in range(mesh.ndim)]
+        return TensorField(cells, faces)
 
     def operator(self, t: float) -> FokkerPlanckOperator:
         """The finite-volume generator at time t."""
@@ -239,6 +314,13 @@ class FokkerPlanckModel(Model):
             return self.coefficients.operator(t)
         except ValueError as exc:
             raise self.case.error(str(exc), key="model.diffusion") from None
+
+    def temperature(self) -> float:
+        """T of phi and kl_to_steady: [model] temperature, else the scalar D, else 1."""
+        T = self.case["model.temperature"]
+        if T is None:
+            T = self.D_scalar(0.0) or 1.0
+        return float(T)
 
     def D_scalar(self, t: float) -> float | None:
         """The scalar D when the diffusion is isotropic and constant in space (else None)."""
@@ -293,8 +375,11 @@ class FokkerPlanckModel(Model):
         sink.set_attrs({"stepper": self.stepper, "dt": self.dt, "steps": self.steps,
                         "gradient_drift": bool(op.is_gradient), "boundary_kinds": [list(k) for k in op.kinds]})
         last = Last()
+        if self.nonequilibrium and self.stepper != "steady":
+            self.rho_ss, _ = self._steady(None)
         if self.stepper == "steady":
             rho, summary = self._steady(sink)
+            self.rho_ss = rho
             frame = Frame(0, 0.0, rho)
             for observe in self._observers(sink, last):
                 observe(frame)
@@ -308,6 +393,12 @@ class FokkerPlanckModel(Model):
             finally:
                 system.destroy()
             summary.update(self._analysis(sink, companions))
+        if self.nonequilibrium:
+            summary.update(analysis.nonequilibrium(sink, self.op0, self.coefficients, self.rho_ss,
+                                                   self.temperature(), write_fields=self.stepper != "steady"))
+            if self.sgd is not None:
+                summary.update(analysis.sgd_mode(sink, self.sgd, self.mesh, self.rho_ss, self.case["sgd.lr"],
+                                                 self.case["sgd.batch"]))
         summary.update({k: last.diagnostics[k] for k in SUMMARY if k in last.diagnostics})
         summary = {k: float(v) for k, v in summary.items()}
         sink.set_attrs(summary)
@@ -318,8 +409,16 @@ class FokkerPlanckModel(Model):
         the summary's last values and the sink."""
         obs = [DensityDiagnostics(self.op0, self.D_scalar, self.has_absorption, self.want,
                                   self.operator if self.D_time else None)]
-        if "rho" in (self.case.get("exact") or {}):
+        if self.nonequilibrium:
+            obs.append(SteadyComparison(self.op0, self.rho_ss, self.temperature(), self.want,
+                                        fields=self.stepper == "steady"))
+        exact = self.case.get("exact") or {}
+        if "rho" in exact:
             obs.append(lambda f: f.state is None or f.diagnostics.update(self.exact_errors("rho", f.t, f.state)))
+        for name in ("phi", "current_1", "current_2", "current_3", "j_1", "j_2", "j_3"):
+            if name in exact:
+                obs.append(lambda f, name=name: name not in f.fields or f.diagnostics.update(
+                    self.exact_errors(name, f.t, f.fields[name])))
         return [*obs, *companions, last, with_state(SinkWriter(sink))]
 
     def _steady(self, sink):
@@ -333,7 +432,8 @@ class FokkerPlanckModel(Model):
             rho, resid, info = pb.steady_state(A, w, comm=self.comm, options=c["solver.petsc_options"],
                                                rtol=max(c["solver.krylov_tol"], 1e-10))
             summary["krylov_iterations"] = info["iterations"]
-            sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
+            if sink is not None:
+                sink.set_attrs({"petsc_solver": f"{info['ksp']}/{info['pc']}", "petsc_ranks": self._ranks()})
         else:
             rho, resid = steady_state(A, w, pivot=op.has_cross_terms)
         rho = rho.reshape(mesh.cells)
@@ -367,12 +467,14 @@ class FokkerPlanckModel(Model):
         if self.sgd is not None and c["sgd.chains"]:
             seed = c["sgd.chain_seed"]
             X0 = ParticleEnsemble(mesh, self.kinds, None, None, seed=seed).sample(self.rho0, c["sgd.chains"])
-            out.append(SGDChains(self.sgd, c["sgd.lr"], c["sgd.batch"], X0[:, 0].copy(),
+            out.append(SGDChains(self.sgd, c["sgd.lr"], c["sgd.batch"], X0[:, 0].copy() if mesh.ndim == 1 else X0,
                                  np.random.default_rng(seed), mesh))
         count = c["particles.count"]
         if count:
             absorbed = co.absorbed if co.absorbing_expr is not None else None
             ens = ParticleEnsemble(mesh, self.kinds, co.velocity, co.noise, absorbed, seed=c["particles.seed"])
+            if c["particles.winding_about"] is not None:
+                ens.winding_centre = np.asarray(c["particles.winding_about"], dtype=float)
             start = c["particles.start"]
             ens.start(ens.sample(self.rho0, count) if start is None else
                       np.tile(np.atleast_1d(np.asarray(start, dtype=float)), (count, 1)))
@@ -393,7 +495,8 @@ class FokkerPlanckModel(Model):
                     sink, comp.ensemble, comp.dt, self.t_end, self.has_absorption,
                     c["particles.until_absorbed"], c["particles.max_time"]))
             else:
-                analysis.sgd_runs(sink, comp.histogram, comp.theta, self.coefficients.diffusion.faces[0],
+                analysis.sgd_runs(sink, comp.histogram, comp.theta,
+                                  self.coefficients.diffusion.faces[0] if mesh.ndim == 1 else None,
                                   self.coefficients.potential.values)
         return summary
 

@@ -45,6 +45,36 @@ class DensityDiagnostics:
                 frame.fields[f"current_{d + 1}"] = J[d]
 
 
+class SteadyComparison:
+    """Out-of-equilibrium diagnostics against a computed steady state rho_ss
+    (:mod:`.nonequilibrium`): ``kl_to_steady`` = T KL(rho | rho_ss) and its split
+    ``kl_energetic`` + ``kl_entropic`` (+ a constant) at every save; with ``fields`` (a steady
+    run) the fields ``phi`` and ``j_<d>`` and the residuals of div(j rho_ss) = 0 and
+    j . grad phi = 0."""
+
+    def __init__(self, op: FokkerPlanckOperator, rho_ss: np.ndarray, temperature: float,
+                 want: tuple[str, ...], fields: bool):
+        from . import nonequilibrium as ne
+
+        self.op, self.rho_ss, self.T, self.ne = op, rho_ss, temperature, ne
+        self.phi = ne.potential(rho_ss, temperature)
+        self.want, self.fields = want, fields
+
+    def __call__(self, frame: Any) -> None:
+        if frame.state is None:
+            return
+        ne, op = self.ne, self.op
+        frame.diagnostics.update(ne.kl_split(op.mesh, frame.state, self.rho_ss, self.phi, self.T))
+        if self.fields:
+            j = ne.conservative_force(op, self.rho_ss)
+            frame.diagnostics.update(ne.residuals(op, self.rho_ss, self.phi, j))
+            if "phi" in self.want:
+                frame.fields["phi"] = self.phi
+            if "j" in self.want:
+                for d in range(op.ndim):
+                    frame.fields[f"j_{d + 1}"] = j[d]
+
+
 class SGDChains:
     """Independent SGD runs (:meth:`.sgd.SGDProblem.run_chains`) advanced to each saved time
     (t = steps * lr) and compared with the density: ``sgd_l1`` (L1 distance of their histogram),
@@ -64,10 +94,16 @@ class SGDChains:
             self.theta = self.sgd.run_chains(self.theta, self.lr, self.batch, n_target - self.step, self.rng,
                                              mesh.lower[0], mesh.upper[0])
             self.step = n_target
-        hist = np.histogram(self.theta, bins=mesh.faces[0])[0] / (self.theta.size * mesh.cell_volume)
+        n = self.theta.shape[0]
+        if mesh.ndim == 1:
+            hist = np.histogram(self.theta, bins=mesh.faces[0])[0] / (n * mesh.cell_volume)
+            frame.diagnostics["sgd_mean"] = float(self.theta.mean())
+            frame.diagnostics["sgd_var"] = float(self.theta.var())
+        else:
+            hist = np.histogramdd(self.theta, bins=list(mesh.faces))[0] / (n * mesh.cell_volume)
+            for d in range(mesh.ndim):
+                frame.diagnostics[f"sgd_mean_{d + 1}"] = float(self.theta[:, d].mean())
         frame.diagnostics["sgd_l1"] = float(mesh.integrate(np.abs(hist - frame.state)))
-        frame.diagnostics["sgd_mean"] = float(self.theta.mean())
-        frame.diagnostics["sgd_var"] = float(self.theta.var())
         self.histogram = hist
 
 

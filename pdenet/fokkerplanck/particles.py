@@ -87,6 +87,8 @@ class ParticleEnsemble:
         self.upper = np.array(mesh.upper)
         self.velocity, self.noise, self.absorbing = velocity, noise, absorbing
         self.rng = np.random.default_rng(seed)
+        #: 2-D: a point about which the signed turns of every path are counted (``winding``)
+        self.winding_centre = None
 
     def sample(self, density, count):
         """Particles drawn from a cell density (cell by its mass, uniform inside the cell)."""
@@ -103,6 +105,7 @@ class ParticleEnsemble:
         self.alive = np.ones(n, dtype=np.bool_)
         self.exit_time = np.full(n, np.nan)
         self.t = 0.0
+        self.winding = np.zeros(n)
         if self.absorbing is not None:
             hit = self.absorbing(self.X)
             self.alive &= ~hit
@@ -125,7 +128,12 @@ class ParticleEnsemble:
             full = np.zeros_like(self.X)
             full[live] = dX
             t_new = self.t + h
+            if self.winding_centre is not None:
+                a0 = self._angle()
             _advance(self.X, full, self.alive, self.exit_time, t_new, self.lower, self.upper, self.codes)
+            if self.winding_centre is not None:
+                da = self._angle() - a0
+                self.winding += ((da + np.pi) % (2 * np.pi) - np.pi) / (2 * np.pi) * self.alive
             if self.absorbing is not None:
                 live = np.flatnonzero(self.alive)
                 if live.size:
@@ -133,6 +141,10 @@ class ParticleEnsemble:
                     self.alive[hit] = False
                     self.exit_time[hit] = t_new
             self.t = t_new
+
+    def _angle(self):
+        c = self.winding_centre
+        return np.arctan2(self.X[:, 1] - c[1], self.X[:, 0] - c[0])
 
     def density(self):
         """Histogram on the mesh cells as a density of the *initial* count (mass = survival)."""

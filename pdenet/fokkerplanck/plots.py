@@ -9,7 +9,7 @@ import numpy as np
 
 from ..plot import plt
 
-_SHOWN = ("mass", "free_energy", "relative_entropy", "survival", "circulation", "current_l1",
+_SHOWN = ("mass", "free_energy", "relative_entropy", "kl_to_steady", "survival", "circulation", "current_l1",
           "error_rho_l2", "particle_l1", "sgd_l1")
 
 
@@ -51,6 +51,40 @@ def _survival_panel(ax, result):
     ax.legend(fontsize=7)
 
 
+def _nonequilibrium_panel(ax, result):
+    """Thesis Fig. 6.4: contours of phi, the drift field -grad f + b (streamlines, width ∝ its
+    magnitude), the minima of phi (red dots: the most likely points), the zeros of the drift
+    (black crosses: the critical points of the loss) and particle positions (grey)."""
+    mesh, an = result.mesh, result.analysis
+    phi = an.get("phi")
+    if phi is None and "phi" in result.fields:
+        phi = result.fields["phi"][-1]
+    x, y = mesh.axes[0], mesh.axes[1]
+    finite = np.isfinite(phi)
+    top = np.percentile(phi[finite], 60) if finite.any() else 1.0
+    ax.contour(x, y, np.where(finite, phi, np.nan).T, levels=np.linspace(0, top, 14), cmap="magma", linewidths=0.8)
+    if "drift_1" in an and "drift_2" in an:
+        U, V = np.asarray(an["drift_1"]).T, np.asarray(an["drift_2"]).T
+        speed = np.hypot(U, V)
+        ax.streamplot(x, y, U, V, density=1.1, color="tab:blue", linewidth=0.3 + 2.0 * speed / max(speed.max(), 1e-300),
+                      arrowsize=0.7)
+    P = an.get("particle_positions")
+    if P is not None:
+        P = np.asarray(P)[:400]
+        ax.plot(P[:, 0], P[:, 1], ".", color="0.5", ms=2, alpha=0.6, label="particles (t_end)")
+    m = an.get("phi_minima")
+    if m is not None and len(m):
+        ax.plot(np.asarray(m)[:, 0], np.asarray(m)[:, 1], "o", color="red", ms=6, label="minima of phi")
+    z = an.get("drift_zeros")
+    if z is not None and len(z):
+        ax.plot(np.asarray(z)[:, 0], np.asarray(z)[:, 1], "kx", ms=8, mew=2, label="zeros of drift")
+    w = result.attrs.get("particle_winding_mean")
+    ax.set_title("phi contours, drift field" + (f"; mean winding {w:.2f} turns" if w is not None else ""), fontsize=9)
+    ax.set_xlim(mesh.lower[0], mesh.upper[0])
+    ax.set_ylim(mesh.lower[1], mesh.upper[1])
+    ax.legend(fontsize=6, loc="lower right")
+
+
 def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
     mesh = result.mesh
     rho = result.fields.get(field or "rho")
@@ -79,7 +113,8 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
             _survival_panel(axes[0, -1], result)
     else:
         J = [result.fields.get(f"current_{d + 1}") for d in range(mesh.ndim)]
-        ncol = 3 + (1 if diagnostics else 0)
+        noneq = mesh.ndim == 2 and ("phi" in result.analysis or "phi" in result.fields)
+        ncol = 3 + (1 if diagnostics else 0) + noneq
         fig, axes = plt.subplots(1, ncol, figsize=(4.2 * ncol, 4), squeeze=False)
         axes = axes[0]
 
@@ -111,6 +146,8 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
         ax.set_ylim(ext[2], ext[3])
         if diagnostics:
             _diag_panel(axes[3], result)
+        if noneq:
+            _nonequilibrium_panel(axes[-1], result)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -44,6 +44,14 @@ class SGDProblem:
     def f(self, theta):
         return self.per_sample(theta)[0].mean(axis=1).reshape(np.shape(theta))
 
+    def minimiser(self):
+        """argmin f (closed form for least squares, bounded scalar minimisation for logistic)."""
+        if self.loss == "linear":
+            return float(self.x @ self.y / (self.x @ self.x))
+        from scipy.optimize import minimize_scalar
+        return float(minimize_scalar(lambda t: float(self.f(np.array([t]))[0]), bounds=(-50, 50),
+                                     method="bounded", options={"xatol": 1e-12}).x)
+
     def sigma(self, theta):
         g = self.per_sample(theta)[1]
         return (np.mean(g * g, axis=1) - np.mean(g, axis=1) ** 2).reshape(np.shape(theta))
