@@ -22,6 +22,7 @@ from .case import load_case
 from .errors import Interrupted, PdenetError, SolverError
 from .io import FanOut, H5Sink, MemorySink
 from .io.hdf5 import kept_name
+from .resources import numba_threads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -198,7 +199,7 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
         try:
             sink.start(provenance(case), model.mesh)
             # overflow is detected and reported by the solvers (non-finite state), not warned about
-            with np.errstate(over="ignore", invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"), numba_threads(model.threads):
                 model.run(sink, interrupts.progress(bar.update))
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")

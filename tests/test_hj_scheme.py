@@ -1,5 +1,7 @@
 """Hamilton-Jacobi schemes against exact solutions: Cole-Hopf (quadratic closed form and
 quadrature), Hopf-Lax (kink), observed orders through `pdenet converge`, widening."""
+import os
+
 import numpy as np
 import pytest
 
@@ -210,6 +212,9 @@ def test_threads_key_gives_the_same_result_and_rejects_too_many(tmp_path):
     runs = [pdenet.run(case, write=False, overrides=[f"solver.threads={n}", "model.order=5"])
             for n in (1, min(2, numba.config.NUMBA_NUM_THREADS))]
     assert np.array_equal(runs[0].fields["u"], runs[1].fields["u"])
-    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS   # restored after the run
+    before = numba.get_num_threads()
+    pdenet.run(case, write=False, overrides=["solver.threads=1"])
+    assert numba.get_num_threads() == before   # restored after the run
     with pytest.raises(CaseError, match=r"solver.threads: threads = 1000: this process allows 1 to"):
         pdenet.validate(case, ["solver.threads=1000"])
+    assert pdenet.validate(case).threads == int(os.environ.get("NUMBA_NUM_THREADS", "1"))

@@ -132,50 +132,52 @@ def _fp_update(r, acc, kv, dt, euler):
     return r + dt * acc if euler else acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _fp_apply(rho, out, cL0, cR0, cL1, cR1, cL2, cR2, inv_h, active, periodic, keep, has_keep, dt, euler):
     """out = A rho (euler = False) or out = rho + dt A rho (euler = True), one fused pass.
 
-    The neighbours along axes 0 and 1 are resolved once per row; the inner loop over the
-    interior of the contiguous axis 2 has no boundary branches, its two end cells are done
-    by the general loop below it."""
+    The rows (i, j) are shared among numba's threads (each cell computed by one thread, so the
+    result does not depend on the thread count); the neighbours along axes 0 and 1 are resolved
+    once per row; the inner loop over the interior of the contiguous axis 2 has no boundary
+    branches, its two end cells are done by the general loop below it."""
     n0, n1, n2 = rho.shape
     h0, h1, h2 = inv_h[0], inv_h[1], inv_h[2]
     a0, a1, a2 = active[0] != 0, active[1] != 0, active[2] != 0
-    for i in range(n0):
+    for row in numba.prange(n0 * n1):
+        i = row // n1
+        j = row % n1
         im, wim = _nb(i - 1, n0, periodic[0])
         ip, wip = _nb(i + 1, n0, periodic[0])
-        for j in range(n1):
-            jm, wjm = _nb(j - 1, n1, periodic[1])
-            jp, wjp = _nb(j + 1, n1, periodic[1])
-            for k in range(1, n2 - 1):
-                r = rho[i, j, k]
-                acc = 0.0
-                if a0:
-                    acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
-                                    cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
-                if a1:
-                    acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
-                                    cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
-                acc += _fp_axis(r, rho[i, j, k - 1], rho[i, j, k + 1],
+        jm, wjm = _nb(j - 1, n1, periodic[1])
+        jp, wjp = _nb(j + 1, n1, periodic[1])
+        for k in range(1, n2 - 1):
+            r = rho[i, j, k]
+            acc = 0.0
+            if a0:
+                acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
+                                cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
+            if a1:
+                acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
+                                cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
+            acc += _fp_axis(r, rho[i, j, k - 1], rho[i, j, k + 1],
+                            cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
+            out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
+        for e in range(2 if n2 > 1 else 1):
+            k = 0 if e == 0 else n2 - 1
+            km, wkm = _nb(k - 1, n2, periodic[2])
+            kp, wkp = _nb(k + 1, n2, periodic[2])
+            r = rho[i, j, k]
+            acc = 0.0
+            if a0:
+                acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
+                                cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
+            if a1:
+                acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
+                                cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
+            if a2:
+                acc += _fp_axis(r, wkm * rho[i, j, km], wkp * rho[i, j, kp],
                                 cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
-                out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
-            for e in range(2 if n2 > 1 else 1):
-                k = 0 if e == 0 else n2 - 1
-                km, wkm = _nb(k - 1, n2, periodic[2])
-                kp, wkp = _nb(k + 1, n2, periodic[2])
-                r = rho[i, j, k]
-                acc = 0.0
-                if a0:
-                    acc += _fp_axis(r, wim * rho[im, j, k], wip * rho[ip, j, k],
-                                    cL0[i, j, k], cR0[i, j, k], cL0[i + 1, j, k], cR0[i + 1, j, k], h0)
-                if a1:
-                    acc += _fp_axis(r, wjm * rho[i, jm, k], wjp * rho[i, jp, k],
-                                    cL1[i, j, k], cR1[i, j, k], cL1[i, j + 1, k], cR1[i, j + 1, k], h1)
-                if a2:
-                    acc += _fp_axis(r, wkm * rho[i, j, km], wkp * rho[i, j, kp],
-                                    cL2[i, j, k], cR2[i, j, k], cL2[i, j, k + 1], cR2[i, j, k + 1], h2)
-                out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
+            out[i, j, k] = _fp_update(r, acc, keep[i, j, k] if has_keep else 1.0, dt, euler)
 
 
 @numba.njit(cache=True)

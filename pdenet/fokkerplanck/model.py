@@ -23,7 +23,7 @@ from ..case import Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
 from ..io.sink import SinkWriter
-from ..models.base import Model
+from ..models.base import THREADS_KEY, Model
 from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential
@@ -49,6 +49,7 @@ class FokkerPlanckModel(Model):
     unused_keys = ("time.checkpoint_every", "solver.newton_tol", "solver.newton_maxiter")
     coordinate_prefix = "x"
     schema = {
+        "solver": {"threads": THREADS_KEY},
         "time": {
             "stepper": Key("str", "explicit", "explicit (forward Euler, numba; automatic stable step "
                            "when dt is not given) | beuler | bdf2 | cn (sparse LU) | steady (direct "

@@ -19,8 +19,7 @@ from ..landscape import Landscape, interpolate, second_difference_max
 from .common import OUTPUTS_ALIAS, TIME_SCHEMA, check_mesh, outputs_alias, resolve_nu
 from .observers import ExactErrors, LastDiagnostics, Semiconcavity, SolutionFields, StateField
 from .scheme import STEPPERS, HJScheme, HJSystem
-from ..models.base import Model
-from ..resources import check_threads, numba_threads
+from ..models.base import THREADS_KEY, Model
 
 NAMED_EXACT = ("cole-hopf", "hopf-lax", "heat")
 COMPARE = ("inviscid", "heat")
@@ -42,13 +41,7 @@ class HamiltonJacobiModel(Model):
                                        "otherwise that is an error before the run (at t = 0) and "
                                        "stops the run, keeping its results, if it happens later (the "
                                        "built-in backend checks every step).")},
-        "solver": {
-            "threads": Key("int", None, "Threads of the parallel numba kernels (derivatives, numerical "
-                           "Hamiltonian, SSP-RK3 stages); default: NUMBA_NUM_THREADS (all cores), 1 per rank under "
-                           "MPI. The "
-                           "result does not depend on it (each cell is computed by one thread).",
-                           positive=True),
-        },
+        "solver": {"threads": THREADS_KEY},
         "model": {
             "f": Key("expr", REQUIRED, "Initial data / loss f(x) (x in 1-D, x1, x2, x3 otherwise)."),
             "nu": Key("float", None, "Diffusion coefficient nu >= 0 (give nu or beta)."),
@@ -142,9 +135,6 @@ class HamiltonJacobiModel(Model):
 
     def __init__(self, case, comm=None):
         super().__init__(case, comm)
-        self.threads = check_threads(case)
-        if self.threads is None and self.comm is not None:
-            self.threads = 1   # one thread per MPI rank unless [solver] threads says otherwise
         self.nu = case["model.nu_value"]
         self.f = Landscape(case, "model.f", self.mesh.ndim)
         self.f0 = self.f.on_mesh(self.mesh)
@@ -318,10 +308,6 @@ class HamiltonJacobiModel(Model):
         return u, system.steps
 
     def run(self, sink, progress=lambda k: None):
-        with numba_threads(self.threads):   # [solver] threads, for the whole run
-            return self._run(sink, progress)
-
-    def _run(self, sink, progress):
         want = self.want
         exact = self.case.get("exact") or {}
         C = second_difference_max(self.f0, self.mesh)

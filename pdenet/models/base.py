@@ -21,14 +21,24 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Se
 import numpy as np
 import numpy.typing as npt
 
+from ..case import Key
 from ..errors import CaseError, ExpressionError
 from ..mesh import Mesh, MeshError
+from ..resources import check_threads
 
 if TYPE_CHECKING:
     from solvers.march import SaveSchedule
 
     from ..io.sink import Sink
 
+
+
+#: ``[solver] threads`` of a model with parallel numba kernels (add it to the model's schema)
+THREADS_KEY = Key("int", None, "Threads of the model's parallel numba kernels; default: NUMBA_NUM_THREADS "
+                  "when the environment sets it, else 1 (and 1 per rank under MPI). Each cell is computed "
+                  "by one thread, so the result does not depend on it. On a shared machine more threads "
+                  "can be slower: a thread waiting for a busy core stalls every parallel loop.",
+                  positive=True)
 
 class CaseLike(Protocol):
     """What :class:`Model` reads of its case. :class:`pdenet.case.Case` is one; the protocol keeps
@@ -73,6 +83,8 @@ class Model:
         # the communicator of a run spread over MPI ranks; None for one process
         self.comm = comm if comm is not None and comm.Get_size() > 1 else None
         self.mesh = self.build_mesh(case)
+        # numba threads of the run's parallel kernels ([solver] threads where the model has it)
+        self.threads = check_threads(case, ranks=1 if self.comm is None else self.comm.Get_size())
         self.check_memory()
         self.check_exact()
 
