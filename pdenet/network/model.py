@@ -16,6 +16,7 @@ from ..io.sink import SinkWriter
 from .data import SOURCES
 from .heads import KINDS, LOSSES
 from .pde import NetworkPDE
+from .methods import OPTIONS as THESIS_OPTIONS, SCHEMA as THESIS_KEYS
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -108,10 +109,13 @@ class NetworkModel(Model):
         "train": {
             "method": Key("str", "none", "Training driver (solvers.optim): `none` (one forward and "
                           "co-state solve), projected `gd`, `adam`, `pam` (Algorithm 1), `msa` "
-                          "(Algorithm 2), `emsa` (extended MSA).", choices=["none", *METHODS]),
+                          "(Algorithm 2), `emsa` (extended MSA); the thesis's drivers (pdenet/network/"
+                          "methods.py) `momentum`, `nesterov`, `entropy-sgd`, `hj`, `heat`, `elastic`, "
+                          "`parle`.", choices=["none", *METHODS]),
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
-            "batch_size": Key("int", 0, "gd/adam: mini-batch size (0: full batch).", minimum=0),
+            "batch_size": Key("int", 0, "Mini-batch size (0: full batch); every method but pam/msa/emsa.",
+                              minimum=0),
             "seed": Key("int", 0, "Seed of the mini-batch order.", minimum=0),
             "tau": Key("float", 1.0, "pam: proximal step tau.", positive=True),
             "inner_tol": Key("float", 1e-6, "pam: tolerance of each proximal sub-problem (projected "
@@ -126,6 +130,7 @@ class NetworkModel(Model):
             "box_b": Key("floats", None, "[lower, upper] bound on the kernel parameters."),
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
                               positive=True),
+            **THESIS_KEYS,
         },
     }
 
@@ -397,7 +402,7 @@ class NetworkModel(Model):
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
-                                              "box_b", "eval_every")}
+                                              "box_b", "eval_every", *THESIS_OPTIONS)}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
 
@@ -420,7 +425,10 @@ TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0
               "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
               "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
               "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
-              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
+              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy",
+              "gradient_evaluations": "cumulative gradient evaluations (mini-batch ones with batch_size > 0)",
+              "gamma": "scope gamma_k of the outer iteration (entropy-sgd, hj, parle; heat: the variance)",
+              "coupling": "coupling rho_k of the replicas (elastic, parle)"}
 
 
 class Layer(NamedTuple):
