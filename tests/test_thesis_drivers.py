@@ -190,7 +190,7 @@ def test_parle_step_by_hand():
     ("hj", 40, ["train.lr=3", "train.langevin_lr=1"]),
     ("heat", 50, ["train.lr=3", "train.langevin_steps=4"]),
     ("elastic", 60, ["train.lr=1", "train.coupling=10", "train.replicas=3"]),
-    ("parle", 16, ["train.lr=0.5", "train.langevin_lr=1", "train.langevin_steps=5", "train.replicas=2"]),
+    ("parle", 16, ["train.lr=1", "train.langevin_lr=1", "train.langevin_steps=5", "train.coupling=10", "train.replicas=2"]),
 ])
 def test_driver_reduces_the_digits_loss(method, iterations, sets):
     r = pdenet.run(DIGITS, overrides=[f'train.method="{method}"', f"train.iterations={iterations}", "data.limit=300",
