@@ -1,0 +1,37 @@
+"""Elastic-SGD and Parle with their replicas split over 2 MPI ranks (backend petsc) equal the serial run
+(the replicas are exchanged by an allgather and summed in replica order, so to round-off of the final
+data-parallel evaluation only)."""
+import time
+
+import numpy as np
+import pytest
+
+import pdenet
+from conftest import case_path
+from test_network_mpi import HAVE_MPI, MPI_WHY, PETSC, agree, run_mpi, sets
+
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason=f"replicas under MPI: {MPI_WHY}")
+COMMON = ["data.limit=101", "train.batch_size=16", 'train.metric="l2"', "train.eval_every=2", "train.lr=1",
+          "train.coupling=10"]
+
+
+@needs_mpi
+@pytest.mark.petsc
+@pytest.mark.parametrize("overrides", [
+    ['train.method="elastic"', "train.iterations=6", "train.replicas=2"],            # one replica per rank
+    ['train.method="parle"', "train.iterations=3", "train.replicas=3", "train.langevin_steps=3",
+     "train.langevin_lr=1", "train.langevin_noise=1e-6"],                             # 2 + 1 replicas, noise
+])
+def test_replicas_on_two_ranks_equal_the_serial_run(tmp_path, overrides):
+    overrides = [*COMMON, *overrides]
+    ref = pdenet.run(case_path("digits_adam.toml"), output=str(tmp_path / "serial.h5"), overrides=overrides)
+    out = tmp_path / "two.h5"
+    p = run_mpi(["run", case_path("digits_adam.toml"), "-o", str(out), *sets([*overrides, PETSC])], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = pdenet.open(out)
+    assert got.attrs["petsc_ranks"] == 2
+    agree(got, ref, 1e-10)
+    # the training history itself is the serial one bit for bit (every rank sums the replicas alike)
+    for name, v in ref.train.items():
+        np.testing.assert_array_equal(got.train[name], v, err_msg=name)
+    assert ref.train["gradient_evaluations"][-1] > 0
