@@ -114,18 +114,22 @@ class NetworkModel(Model):
                           "`parle`.", choices=["none", *METHODS]),
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
-            "batch_size": Key("int", 0, "Mini-batch size (0: full batch); every method but pam/msa/emsa.",
-                              minimum=0),
+            "batch_size": Key("int", 0, "Mini-batch size (0: full batch); every method but pam (msa/emsa: "
+                              "the sampled PMP, each sweep and maximisation on the next batch).", minimum=0),
             "seed": Key("int", 0, "Seed of the mini-batch order.", minimum=0),
             "tau": Key("float", 1.0, "pam: proximal step tau.", positive=True),
             "inner_tol": Key("float", 1e-6, "pam: tolerance of each proximal sub-problem (projected "
-                             "gradient max-norm).", positive=True),
-            "inner_maxiter": Key("int", 200, "pam: iteration cap of each sub-problem (L-BFGS-B).", positive=True),
-            "rho": Key("float", 1.0, "emsa: weight rho of the augmented Hamiltonian.", positive=True),
-            "controls": Key("strs", ["a"], "msa/emsa: the controls maximised over (a and/or kernel "
-                            "parameter names such as b); the rest stay fixed."),
-            "head_lr": Key("float", 0.0, "msa/emsa: gradient step on the output weights W, mu after each "
-                           "maximisation (they are not controls of the Hamiltonian).", minimum=0.0),
+                             "gradient max-norm); msa/emsa: of each interval's Hamiltonian maximisation "
+                             "(L-BFGS-B gtol).", positive=True),
+            "inner_maxiter": Key("int", 200, "pam/msa/emsa: iteration cap of each sub-problem (L-BFGS-B).",
+                                 positive=True),
+            "rho": Key("float", 1.0, "emsa: weight rho of the augmented Hamiltonian (quadrature units: "
+                       "1/rho ~ an L^2 step size, independent of the mesh).", positive=True),
+            "controls": Key("strs", ["a"], "msa/emsa: the controls maximised over (a, kernel "
+                            "parameter names such as b, and W: the output layer W, mu, emsa only); the rest "
+                            "stay fixed."),
+            "head_lr": Key("float", 0.0, "msa/emsa without W in controls: gradient step on the output weights "
+                           "W, mu after each maximisation.", minimum=0.0),
             "box_a": Key("floats", None, "[lower, upper] bound on a (projection; the bang-bang box for msa)."),
             "box_b": Key("floats", None, "[lower, upper] bound on the kernel parameters."),
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",

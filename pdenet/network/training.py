@@ -11,7 +11,7 @@ Ctrl-C and on a solver failure the history so far is handed to
 The thesis's drivers (momentum, nesterov, entropy-sgd, hj, heat, elastic, parle) are in their own
 modules, dispatched by :mod:`.methods`; elastic/parle split their replicas over the ranks of ``comm``.
 
-Mini-batches (``batch_size`` > 0; not pam, msa, emsa): every iteration draws
+Mini-batches (``batch_size`` > 0; not pam; msa/emsa: the sampled PMP of :mod:`.emsa`): every iteration draws
 the next batch of a seeded permutation of the training samples (a new
 permutation per epoch); the recorded ``loss`` is then the batch loss, and
 ``full_loss`` (every ``eval_every``) the loss on the whole training set.
@@ -24,7 +24,7 @@ from solvers.errors import NumericalError
 from . import methods as thesis
 from .distributed import DataParallel, parallel
 from .objective import BatchObjective, NetworkObjective, pam_groups
-from .pmp import NetworkPMP
+from .emsa import LayeredPMP
 
 METHODS = ("gd", "adam", "pam", "msa", "emsa", *thesis.METHODS)
 
@@ -84,7 +84,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     def evaluate(k):
         row = {}
         if k % o["eval_every"] == 0 or k == o["iterations"]:
-            if isinstance(objective, BatchObjective):
+            if isinstance(objective, BatchObjective) or (o["batch_size"] and method in ("msa", "emsa")):
                 row["full_loss"], _ = engine.loss(inputs, targets)
             if test is not None:
                 J, m = engine.loss(*test)
@@ -117,8 +117,9 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
             optim.pam(objective, o["iterations"], o["tau"], pam_groups(net), box=box, inner_tol=o["inner_tol"],
                       inner_maxiter=o["inner_maxiter"], callback=callback)
         else:
-            system = NetworkPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
-                                head_lr=o["head_lr"])
+            system = LayeredPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
+                                head_lr=o["head_lr"], batch_size=o["batch_size"], seed=o["seed"],
+                                inner_tol=o["inner_tol"], inner_maxiter=o["inner_maxiter"])
             if method == "msa":
                 optim.msa(system, o["iterations"], callback=callback)
             else:
