@@ -35,3 +35,28 @@ def test_replicas_on_two_ranks_equal_the_serial_run(tmp_path, overrides):
     for name, v in ref.train.items():
         np.testing.assert_array_equal(got.train[name], v, err_msg=name)
     assert ref.train["gradient_evaluations"][-1] > 0
+
+
+# -- MSA / E-MSA with the samples over the ranks ------------------------------------------------------
+@needs_mpi
+@pytest.mark.petsc
+@pytest.mark.parametrize("name, overrides, tol", [
+    # E-MSA as in cases/digits_emsa.toml: a, b and the output layer, mini-batches of 20 split 10 + 10
+    ("digits_emsa.toml", ["data.limit=61", "train.iterations=2", "train.batch_size=20", "train.inner_maxiter=3",
+                          "train.inner_tol=1e-14", "train.eval_every=1"], 1e-10),
+    # plain MSA, a only (tanh, box): the per-cell search of a flat maximum fixes the maximiser only to
+    # ~sqrt(round-off) (the per-sample states differ by round-off between block sizes), so 1e-6
+    ("digits_emsa.toml", ['train.method="msa"', 'train.controls=["a"]', "train.box_a=[-1, 1]", "data.limit=41",
+                          "train.iterations=2", "train.batch_size=0", "train.eval_every=1"], 1e-6),
+    # the toy: two samples, one per rank, bang-bang cycle of MSA
+    ("toy_msa.toml", ['data.inputs=["0", "0.1"]', 'data.targets=["0.5"]'], 1e-10),
+])
+def test_msa_emsa_on_two_ranks_equal_one_rank(tmp_path, name, overrides, tol):
+    ref = pdenet.run(case_path(name), output=str(tmp_path / "serial.h5"), overrides=overrides)
+    out = tmp_path / "two.h5"
+    p = run_mpi(["run", case_path(name), "-o", str(out), *sets([*overrides, PETSC])], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = pdenet.open(out)
+    assert got.attrs["petsc_ranks"] == 2
+    agree(got, ref, tol)
+    assert len(ref.train["loss"]) > 2

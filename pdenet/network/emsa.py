@@ -33,26 +33,51 @@ PMP of Li et al. The history's ``loss`` is then the batch loss.
 so for a small change of the controls maximising H~ is a gradient step in L^2 of size ~ 1/rho
 (preconditioned by sigma'^2 and the co-state term): rho does not depend on the mesh, and 1/rho
 plays the role of a learning rate in L^2 units (docs/network-training.md).
+
+**MPI ranks** (``comm`` of P > 1 ranks, ``backend = "petsc"``): the samples (of each batch, which every
+rank draws alike) are split in contiguous blocks over the ranks; every rank sweeps its block with the
+global 1/S, and every sum over samples — the loss, gradient and metrics of the sweep, the Hamiltonian,
+each evaluation of an interval's augmented Hamiltonian and its gradient inside L-BFGS-B, the per-cell
+search of plain MSA, the output layer's moments — is an Allreduce, so every rank takes the same
+control update and holds the same controls: the one-rank result to round-off.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .distributed import block, parallel
 from .heads import Head
-from .pmp import NetworkPMP
+from .pmp import NetworkPMP, maximise_a_per_cell, paper_costate
 
 __all__ = ["LayeredPMP", "head_step"]
 
 
-def head_step(h, fT, P, rho, tol=1e-12):
-    """(D, d): the maximiser of H~_out minus (W^k, mu^k) (module docstring). ``fT`` (S, N) the
-    final states, ``P`` (S, M) the output co-states p_s = -dPhi/dO_s."""
+def _moments(fT, P, reduce=None):
+    """Sample moments of (f(T), p): means, second moments (summed over ranks by ``reduce``)."""
     S = fT.shape[0]
-    m_f, m_p = fT.mean(axis=0), P.mean(axis=0)
-    Fc, Pc = fT - m_f, P - m_p
-    cov_f = Fc.T @ Fc / S
-    cov_pf = Pc.T @ Fc / S
-    c_pp = P.T @ P / S
+    parts = [np.array([S], dtype=float), fT.sum(axis=0), P.sum(axis=0), (fT.T @ fT).ravel(), (P.T @ fT).ravel(),
+             (P.T @ P).ravel()]
+    buf = np.concatenate(parts)
+    if reduce is not None:
+        buf = reduce(buf)
+    N, M = fT.shape[1], P.shape[1]
+    S = buf[0]
+    i = 1
+    out = []
+    for shape in [(N,), (M,), (N, N), (M, N), (M, M)]:
+        n = int(np.prod(shape))
+        out.append(buf[i:i + n].reshape(shape) / S)
+        i += n
+    return out
+
+
+def head_step(h, fT, P, rho, tol=1e-12, reduce=None):
+    """(D, d): the maximiser of H~_out minus (W^k, mu^k) (module docstring). ``fT`` (S, N) the
+    final states, ``P`` (S, M) the output co-states p_s = -dPhi/dO_s; ``reduce`` sums the moments
+    over MPI ranks holding other samples."""
+    m_f, m_p, ff, pf, c_pp = _moments(fT, P, reduce)
+    cov_f = ff - np.outer(m_f, m_f)
+    cov_pf = pf - np.outer(m_p, m_f)
     alpha, U = np.linalg.eigh(rho * c_pp)
     beta, V = np.linalg.eigh(rho * h * cov_f)
     denom = alpha[:, None] + beta[None, :]
@@ -68,7 +93,7 @@ class LayeredPMP(NetworkPMP):
     """:class:`NetworkPMP` with the output layer as a control and mini-batches (module docstring)."""
 
     def __init__(self, net, f0, target, controls=("a",), box=None, head_lr=0.0, batch_size=0, seed=0,
-                 inner_tol=1e-10, inner_maxiter=500):
+                 inner_tol=1e-10, inner_maxiter=500, comm=None):
         controls = tuple(controls)
         self.head_control = "W" in controls
         hidden = tuple(c for c in controls if c != "W")
@@ -81,19 +106,101 @@ class LayeredPMP(NetworkPMP):
         self.rng = np.random.default_rng(seed)
         self._order, self._pos = np.empty(0, dtype=int), 0
         self._unit = Head("identity", net.head.loss_name, 1.0, net.head.outputs, transform=net.head.transform)
+        self.comm = comm if parallel(comm) else None
+        self.S = f0.shape[0]                  # the samples of the current (batch) sweep, all ranks
+        if self.comm is not None:
+            from .distributed import DataParallel
 
+            self._par = DataParallel(net, self.comm)
+            if min(self.batch_size or self.S, self.S) < self.comm.Get_size():
+                raise ValueError(f"{self.batch_size or self.S} samples per sweep cannot be split over "
+                                 f"{self.comm.Get_size()} MPI ranks")
+
+    # -- sums over the ranks -----------------------------------------------------------------
+    def _allsum(self, x):
+        if self.comm is None:
+            return x
+        return self._par._allreduce(np.array(x, dtype=float, copy=True))
+
+    def _scale(self):
+        return self.net.schedule.dt * self.net.h / self.S
+
+    # -- sweeps ----------------------------------------------------------------------------
     def _next(self):
         S = self.all_f0.shape[0]
         if self._pos + self.batch_size > self._order.size:
             self._order, self._pos = self.rng.permutation(S), 0
         idx = self._order[self._pos:self._pos + self.batch_size]
         self._pos += self.batch_size
-        self.f0, self.target = self.all_f0[idx], np.asarray(self.all_target)[idx]
+        return self.all_f0[idx], np.asarray(self.all_target)[idx]
 
     def sweep(self):
-        if self.batch_size:
-            self._next()
-        return super().sweep()
+        f0, target = self._next() if self.batch_size else (self.all_f0, self.all_target)
+        self.S = f0.shape[0]
+        if self.comm is None:
+            self.f0, self.target = f0, target
+            return super().sweep()
+        sl = block(self.S, self._par.rank, self._par.size)
+        self.f0, self.target = f0[sl], np.asarray(target)[sl]
+        net, L = self.net, self.net.schedule.steps
+        states, lams = [None] * (L + 1), [None] * (L + 1)
+
+        def on_state(n, t, y, lin):
+            states[n] = np.array(y, dtype=float)
+
+        def on_costate(n, lam):
+            lams[n] = np.array(lam, dtype=float)
+
+        J, grad, metrics, _ = net.loss_and_gradient(self.f0, self.target, "all", on_state, on_costate,
+                                                    samples=self.S, regularise=False)
+        J, self._metrics = self._par._reduce(J, metrics, self.f0.shape[0], self.S, grad)
+        self._traj = (np.stack(states), paper_costate(np.stack(lams), self.S, net.h))
+        self._grad = grad
+        return J, grad
+
+    # -- Hamiltonians, summed over the ranks -------------------------------------------------
+    def hamiltonian_steps(self):
+        local = super().hamiltonian_steps() * (self.f0.shape[0] / self.S)
+        return self._allsum(local)
+
+    def interval_objective(self, k, rho=0.0, ref=None, F=None, R=None):
+        val, grad = super().interval_objective(k, rho, ref, F, R)
+        if self.comm is None:
+            return val, grad
+        names = list(grad)
+        buf = self._allsum(np.concatenate([[val], *[np.ravel(grad[n]) for n in names]]))
+        i = 1
+        for n in names:
+            grad[n] = buf[i:i + grad[n].size].reshape(grad[n].shape)
+            i += grad[n].size
+        return float(buf[0]), grad
+
+    def _gather_rows(self, X):
+        """All ranks' rows (step-major, then sample) of an interval's (steps_k * S_local, N) array, in
+        the order of the one-rank array."""
+        N = X.shape[1]
+        steps = X.shape[0] // self.f0.shape[0]
+        parts = self.comm.allgather(X.reshape(steps, -1, N))
+        return np.concatenate(parts, axis=1).reshape(-1, N)
+
+    def maximise_interval(self, k, rho=0.0):
+        if self.comm is None:
+            return super().maximise_interval(k, rho)
+        # the rows are split over the ranks: never the one-row bang-bang shortcut
+        F, R = self._interval_data(k)
+        lo, hi = self._bounds(k)
+        if rho == 0.0 and not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ValueError("plain MSA maximises H over a box: give finite bounds for every control")
+        if rho == 0.0 and self.controls == ("a",):
+            # the per-cell search brackets flat maxima, where round-off in the sums moves the maximiser
+            # by ~sqrt(eps): every rank gathers the interval's rows in the serial order and searches
+            # them all, which is the one-rank computation exactly
+            net = self.net
+            C = net.a[k][None, :] - net.pre_activation(F, k)
+            Call, Rall = self._gather_rows(C), self._gather_rows(R)
+            net.a[k] = maximise_a_per_cell(net.activation, Call, Rall, lo, hi, self.grid, net.a[k])
+            return self.interval_objective(k, 0.0, None, F, R)[0]
+        return self._maximise_numerically(k, rho, F, R, self._get(k), lo, hi)
 
     def output_costate(self, fT):
         """p_s = -dPhi/dO_s at O = h W f(T) + mu (per sample, without the 1/S)."""
@@ -110,10 +217,11 @@ class LayeredPMP(NetworkPMP):
         if self.head_control:
             head = self.net.head
             P, O = self.output_costate(fT)
-            D, d = head_step(head.h, fT, P, rho)
+            D, d = head_step(head.h, fT, P, rho, reduce=self._allsum if self.comm is not None else None)
             head.W += D
             head.mu += d
             change = head.h * fT @ D.T + d
-            total += float(np.mean(np.sum(P * change, axis=1)) - 0.5 * rho * np.mean(np.sum(change ** 2, axis=1))
-                           - 0.5 * rho * head.h * np.mean(np.sum((P @ D) ** 2, axis=1)))
+            part = (np.sum(P * change) - 0.5 * rho * np.sum(change ** 2)
+                    - 0.5 * rho * head.h * np.sum((P @ D) ** 2)) / self.S
+            total += float(self._allsum(np.array([part]))[0])
         return float(total)

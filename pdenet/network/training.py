@@ -47,7 +47,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
     rho, controls, head_lr, box_a, box_b, eval_every (missing keys take the
     defaults of the ``[train]`` table). ``test`` = (inputs, targets) or None.
-    ``comm``: an mpi4py communicator of more than one rank makes gd, adam and pam
+    ``comm``: an mpi4py communicator of more than one rank makes gd, adam, pam and the thesis drivers
+    (msa/emsa: :class:`.emsa.LayeredPMP` sums over the ranks; elastic/parle: replicas over the ranks)
     data parallel (:mod:`.distributed`): every rank passes the same global data,
     solves its block of the samples (of each mini-batch, which all ranks draw
     alike) and holds the same parameters after every step.
@@ -62,10 +63,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     if parallel(comm) and method in thesis.REPLICA_METHODS:
         pass        # replicas split over the ranks, each rank evaluating whole gradients (.drivers)
     elif parallel(comm):
-        if method in ("msa", "emsa"):
-            raise ValueError(f"{method} runs on one rank only; data-parallel training (mpiexec -n P) "
-                             "covers gd, adam and pam")
-        engine = DataParallel(net, comm)
+        engine = DataParallel(net, comm)        # msa/emsa: the sums of emsa.LayeredPMP over the ranks
     batched = o["batch_size"] and method not in ("pam", "msa", "emsa")
     if batched:
         objective = BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]), o["seed"],
@@ -119,7 +117,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         else:
             system = LayeredPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
                                 head_lr=o["head_lr"], batch_size=o["batch_size"], seed=o["seed"],
-                                inner_tol=o["inner_tol"], inner_maxiter=o["inner_maxiter"])
+                                inner_tol=o["inner_tol"], inner_maxiter=o["inner_maxiter"],
+                                comm=comm if parallel(comm) else None)
             if method == "msa":
                 optim.msa(system, o["iterations"], callback=callback)
             else:
