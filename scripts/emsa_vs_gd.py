@@ -18,7 +18,7 @@ import numpy as np
 import pdenet
 
 CASE = os.path.join(os.path.dirname(__file__), "..", "cases", "digits_emsa.toml")
-GRIDS = {"gd": [30.0, 100.0, 300.0], "l2-gd": [0.3, 1.0, 3.0], "adam": [0.01, 0.03, 0.1]}
+GRIDS = {"gd": [1.0, 3.0, 10.0, 30.0], "l2-gd": [1.0, 3.0, 10.0, 30.0], "adam": [0.03, 0.1, 0.3, 1.0]}
 METHOD = {"gd": ['train.method="gd"'], "l2-gd": ['train.method="momentum"', "train.momentum=0",
                                                  'train.metric="l2"'], "adam": ['train.method="adam"']}
 
