@@ -67,7 +67,7 @@ def main(out):
         ax.semilogy(np.arange(len(f)), f, label=label)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel("full training loss")
-    ax.set_title("digits: E-MSA vs GD, L2-GD, Adam (same start, batches of 256)")
+    ax.set_title("digits: same start, same batches of 256", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "emsa_vs_gd.png"), dpi=120)
