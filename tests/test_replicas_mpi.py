@@ -50,6 +50,9 @@ def test_replicas_on_two_ranks_equal_the_serial_run(tmp_path, overrides):
                           "train.iterations=2", "train.batch_size=0", "train.eval_every=1"], 1e-6),
     # the toy: two samples, one per rank, bang-bang cycle of MSA
     ("toy_msa.toml", ['data.inputs=["0", "0.1"]', 'data.targets=["0.5"]'], 1e-10),
+    # E-MSA with the Tikhonov term (the running cost in each interval's maximisation), full batch
+    ("digits_emsa.toml", ["data.limit=41", "train.iterations=2", "train.batch_size=0", "train.inner_maxiter=3",
+                          "train.inner_tol=1e-14", "model.tikhonov=1e-3", "train.eval_every=1"], 1e-10),
 ])
 def test_msa_emsa_on_two_ranks_equal_one_rank(tmp_path, name, overrides, tol):
     ref = pdenet.run(case_path(name), output=str(tmp_path / "serial.h5"), overrides=overrides)

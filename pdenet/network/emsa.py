@@ -90,7 +90,10 @@ def head_step(h, fT, P, rho, tol=1e-12, reduce=None):
 
 
 class LayeredPMP(NetworkPMP):
-    """:class:`NetworkPMP` with the output layer as a control and mini-batches (module docstring)."""
+    """:class:`NetworkPMP` with the output layer as a control, mini-batches, MPI ranks and the Tikhonov
+    term (module docstring)."""
+
+    tikhonov_supported = True
 
     def __init__(self, net, f0, target, controls=("a",), box=None, head_lr=0.0, batch_size=0, seed=0,
                  inner_tol=1e-10, inner_maxiter=500, comm=None):
@@ -154,6 +157,8 @@ class LayeredPMP(NetworkPMP):
         J, grad, metrics, _ = net.loss_and_gradient(self.f0, self.target, "all", on_state, on_costate,
                                                     samples=self.S, regularise=False)
         J, self._metrics = self._par._reduce(J, metrics, self.f0.shape[0], self.S, grad)
+        J += 0.5 * net.tikhonov * net.regulariser()
+        net._add_regulariser_grad(grad)
         self._traj = (np.stack(states), paper_costate(np.stack(lams), self.S, net.h))
         self._grad = grad
         return J, grad
@@ -165,8 +170,29 @@ class LayeredPMP(NetworkPMP):
 
     def interval_objective(self, k, rho=0.0, ref=None, F=None, R=None):
         val, grad = super().interval_objective(k, rho, ref, F, R)
-        if self.comm is None:
+        if self.comm is not None:
+            val, grad = self._sum_objective(val, grad)
+        return self._running_cost(k, val, grad)
+
+    def _running_cost(self, k, val, grad):
+        """H_k minus the Tikhonov running cost of interval k, (lambda/2) dur_k sum_i w_i theta_{k,i}^2
+        (w the quadrature weight of the entry: h for a, the kernel's for b): the PMP of the
+        regularised loss, whose gradient at theta^k is -dJ/dtheta_k with the Tikhonov term."""
+        lam = self.net.tikhonov
+        if lam == 0.0:
             return val, grad
+        net = self.net
+        dur = net.schedule.interval_steps(k) * net.schedule.dt
+        quad = {"a": net.h, **net.operator.quadrature(net.h)}
+        for name in grad:
+            p = self.params[name][k]
+            w = quad[name] * dur
+            val -= 0.5 * lam * w * float(np.sum(p * p))
+            grad[name] = grad[name] - lam * w * p
+        return val, grad
+
+    def _sum_objective(self, val, grad):
+        """(val, grad) summed over the ranks."""
         names = list(grad)
         buf = self._allsum(np.concatenate([[val], *[np.ravel(grad[n]) for n in names]]))
         i = 1
@@ -184,14 +210,16 @@ class LayeredPMP(NetworkPMP):
         return np.concatenate(parts, axis=1).reshape(-1, N)
 
     def maximise_interval(self, k, rho=0.0):
-        if self.comm is None:
+        lam = self.net.tikhonov
+        if self.comm is None and lam == 0.0:
             return super().maximise_interval(k, rho)
-        # the rows are split over the ranks: never the one-row bang-bang shortcut
+        # the rows split over the ranks: never the one-row bang-bang shortcut; with the Tikhonov term
+        # the exact bang-bang / per-cell maximisers of H do not apply: L-BFGS-B on H - running cost
         F, R = self._interval_data(k)
         lo, hi = self._bounds(k)
         if rho == 0.0 and not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise ValueError("plain MSA maximises H over a box: give finite bounds for every control")
-        if rho == 0.0 and self.controls == ("a",):
+        if rho == 0.0 and self.controls == ("a",) and lam == 0.0:
             # the per-cell search brackets flat maxima, where round-off in the sums moves the maximiser
             # by ~sqrt(eps): every rank gathers the interval's rows in the serial order and searches
             # them all, which is the one-rank computation exactly

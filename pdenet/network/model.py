@@ -170,8 +170,6 @@ class NetworkModel(Model):
             if data["time"]["stepper"] != "euler":
                 raise CaseError("msa/emsa maximise the explicit-Euler Hamiltonian; use stepper = \"euler\"",
                                 key="time.stepper")
-            if data["model"]["tikhonov"] != 0.0:
-                raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
         if data["data"]["source"] == "file" and not data["data"]["path"]:
