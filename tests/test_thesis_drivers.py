@@ -280,3 +280,12 @@ def test_elastic_and_entropy_sgd_agree_in_the_limit():
         diffs.append(norm(xl - xe) / norm(xe - x0_))
     assert diffs[1] < 0.15, diffs
     assert diffs[0] / diffs[1] > 2.5, diffs        # ~ 1/M: 4 at first order
+
+
+def test_bad_driver_keys_are_one_line_errors():
+    for sets, key in [(["train.momentum=1.0"], "train.momentum"), (["train.averaging=1.5"], "train.averaging"),
+                      (['train.metric="sobolev"'], "train.metric"), (["train.replicas=0"], "train.replicas"),
+                      (["train.gamma=-1"], "train.gamma")]:
+        with pytest.raises(pdenet.CaseError) as info:
+            pdenet.load_case(DIGITS, [f'train.method="parle"', *sets])
+        assert key in str(info.value) and "\n" not in str(info.value)

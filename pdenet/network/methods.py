@@ -9,6 +9,7 @@ Methods: ``momentum``, ``nesterov`` (:mod:`.momentum`), ``entropy-sgd`` (:mod:`.
 from __future__ import annotations
 
 from ..case import Key
+from ..errors import CaseError
 from . import elastic as _elastic
 from . import entropy_sgd as _entropy
 from . import heat as _heat
@@ -51,6 +52,14 @@ SCHEMA = {
 }
 
 OPTIONS = tuple(SCHEMA)
+
+
+def validate(train):
+    """Checks of the ``[train]`` table the key types cannot make (a one-line :class:`CaseError`)."""
+    if train["momentum"] >= 1.0:
+        raise CaseError(f"momentum must be < 1, got {train['momentum']}", key="train.momentum")
+    if train["averaging"] >= 1.0:
+        raise CaseError(f"averaging alpha must be < 1, got {train['averaging']}", key="train.averaging")
 
 
 def option(o, method, key):

@@ -16,7 +16,7 @@ from ..io.sink import SinkWriter
 from .data import SOURCES
 from .heads import KINDS, LOSSES
 from .pde import NetworkPDE
-from .methods import OPTIONS as THESIS_OPTIONS, SCHEMA as THESIS_KEYS
+from .methods import OPTIONS as THESIS_OPTIONS, SCHEMA as THESIS_KEYS, validate as validate_thesis_keys
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -172,6 +172,7 @@ class NetworkModel(Model):
                                 key="time.stepper")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        validate_thesis_keys(tr)
         if data["data"]["source"] == "file" and not data["data"]["path"]:
             raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
