@@ -16,6 +16,7 @@ from ..io.sink import SinkWriter
 from .data import SOURCES
 from .heads import KINDS, LOSSES
 from .pde import NetworkPDE
+from .methods import OPTIONS as THESIS_OPTIONS, SCHEMA as THESIS_KEYS, validate as validate_thesis_keys
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -108,24 +109,32 @@ class NetworkModel(Model):
         "train": {
             "method": Key("str", "none", "Training driver (solvers.optim): `none` (one forward and "
                           "co-state solve), projected `gd`, `adam`, `pam` (Algorithm 1), `msa` "
-                          "(Algorithm 2), `emsa` (extended MSA).", choices=["none", *METHODS]),
+                          "(Algorithm 2), `emsa` (extended MSA); the thesis's drivers (pdenet/network/"
+                          "methods.py) `momentum`, `nesterov`, `entropy-sgd`, `hj`, `heat`, `elastic`, "
+                          "`parle`.", choices=["none", *METHODS]),
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
-            "batch_size": Key("int", 0, "gd/adam: mini-batch size (0: full batch).", minimum=0),
+            "batch_size": Key("int", 0, "Mini-batch size (0: full batch); every method but pam (msa/emsa: "
+                              "the sampled PMP, each sweep and maximisation on the next batch).", minimum=0),
             "seed": Key("int", 0, "Seed of the mini-batch order.", minimum=0),
             "tau": Key("float", 1.0, "pam: proximal step tau.", positive=True),
             "inner_tol": Key("float", 1e-6, "pam: tolerance of each proximal sub-problem (projected "
-                             "gradient max-norm).", positive=True),
-            "inner_maxiter": Key("int", 200, "pam: iteration cap of each sub-problem (L-BFGS-B).", positive=True),
-            "rho": Key("float", 1.0, "emsa: weight rho of the augmented Hamiltonian.", positive=True),
-            "controls": Key("strs", ["a"], "msa/emsa: the controls maximised over (a and/or kernel "
-                            "parameter names such as b); the rest stay fixed."),
-            "head_lr": Key("float", 0.0, "msa/emsa: gradient step on the output weights W, mu after each "
-                           "maximisation (they are not controls of the Hamiltonian).", minimum=0.0),
+                             "gradient max-norm); msa/emsa: of each interval's Hamiltonian maximisation "
+                             "(L-BFGS-B gtol).", positive=True),
+            "inner_maxiter": Key("int", 200, "pam/msa/emsa: iteration cap of each sub-problem (L-BFGS-B).",
+                                 positive=True),
+            "rho": Key("float", 1.0, "emsa: weight rho of the augmented Hamiltonian (quadrature units: "
+                       "1/rho ~ an L^2 step size, independent of the mesh).", positive=True),
+            "controls": Key("strs", ["a"], "msa/emsa: the controls maximised over (a, kernel "
+                            "parameter names such as b, and W: the output layer W, mu, emsa only); the rest "
+                            "stay fixed."),
+            "head_lr": Key("float", 0.0, "msa/emsa without W in controls: gradient step on the output weights "
+                           "W, mu after each maximisation.", minimum=0.0),
             "box_a": Key("floats", None, "[lower, upper] bound on a (projection; the bang-bang box for msa)."),
             "box_b": Key("floats", None, "[lower, upper] bound on the kernel parameters."),
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
                               positive=True),
+            **THESIS_KEYS,
         },
     }
 
@@ -161,10 +170,9 @@ class NetworkModel(Model):
             if data["time"]["stepper"] != "euler":
                 raise CaseError("msa/emsa maximise the explicit-Euler Hamiltonian; use stepper = \"euler\"",
                                 key="time.stepper")
-            if data["model"]["tikhonov"] != 0.0:
-                raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        validate_thesis_keys(tr)
         if data["data"]["source"] == "file" and not data["data"]["path"]:
             raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
@@ -397,7 +405,7 @@ class NetworkModel(Model):
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
-                                              "box_b", "eval_every")}
+                                              "box_b", "eval_every", *THESIS_OPTIONS)}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
 
@@ -420,7 +428,10 @@ TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0
               "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
               "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
               "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
-              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
+              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy",
+              "gradient_evaluations": "cumulative gradient evaluations (mini-batch ones with batch_size > 0)",
+              "gamma": "scope gamma_k of the outer iteration (entropy-sgd, hj, parle; heat: the variance)",
+              "coupling": "coupling rho_k of the replicas (elastic, parle)"}
 
 
 class Layer(NamedTuple):

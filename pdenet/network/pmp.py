@@ -170,12 +170,14 @@ class NetworkPMP:
     ``box``: name -> (lower, upper); plain MSA needs a finite box on every control.
     """
 
+    tikhonov_supported = False      # the running cost (lambda/2) R is in emsa.LayeredPMP
+
     def __init__(self, net, f0, target, controls=("a",), box=None, head_lr=0.0, grid=257,
                  inner_tol=1e-10, inner_maxiter=500):
         if getattr(net.stepper, "name", None) != "euler":
             raise ValueError("MSA/E-MSA use the explicit-Euler Hamiltonian; use stepper 'euler'")
-        if net.tikhonov != 0.0:
-            raise ValueError("MSA/E-MSA with a Tikhonov term are not implemented")
+        if net.tikhonov != 0.0 and not self.tikhonov_supported:
+            raise ValueError("MSA/E-MSA with a Tikhonov term: use pdenet.network.emsa.LayeredPMP")
         kernel = set(net.operator.params)
         bad = [c for c in controls if c != "a" and c not in kernel]
         if bad:

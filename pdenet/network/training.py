@@ -8,7 +8,10 @@ parameters) and never loses it: on divergence (a non-finite loss), on
 Ctrl-C and on a solver failure the history so far is handed to
 ``on_history`` before the exception propagates.
 
-Mini-batches (``batch_size`` > 0, gd and adam only): every iteration draws
+The thesis's drivers (momentum, nesterov, entropy-sgd, hj, heat, elastic, parle) are in their own
+modules, dispatched by :mod:`.methods`; elastic/parle split their replicas over the ranks of ``comm``.
+
+Mini-batches (``batch_size`` > 0; not pam; msa/emsa: the sampled PMP of :mod:`.emsa`): every iteration draws
 the next batch of a seeded permutation of the training samples (a new
 permutation per epoch); the recorded ``loss`` is then the batch loss, and
 ``full_loss`` (every ``eval_every``) the loss on the whole training set.
@@ -18,11 +21,12 @@ import numpy as np
 from solvers import optim
 from solvers.errors import NumericalError
 
+from . import methods as thesis
 from .distributed import DataParallel, parallel
 from .objective import BatchObjective, NetworkObjective, pam_groups
-from .pmp import NetworkPMP
+from .emsa import LayeredPMP
 
-METHODS = ("gd", "adam", "pam", "msa", "emsa")
+METHODS = ("gd", "adam", "pam", "msa", "emsa", *thesis.METHODS)
 
 __all__ = ["METHODS", "train"]
 
@@ -43,7 +47,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
     rho, controls, head_lr, box_a, box_b, eval_every (missing keys take the
     defaults of the ``[train]`` table). ``test`` = (inputs, targets) or None.
-    ``comm``: an mpi4py communicator of more than one rank makes gd, adam and pam
+    ``comm``: an mpi4py communicator of more than one rank makes gd, adam, pam and the thesis drivers
+    (msa/emsa: :class:`.emsa.LayeredPMP` sums over the ranks; elastic/parle: replicas over the ranks)
     data parallel (:mod:`.distributed`): every rank passes the same global data,
     solves its block of the samples (of each mini-batch, which all ranks draw
     alike) and holds the same parameters after every step.
@@ -55,23 +60,29 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
     box = _box(o, net)
     engine = net
-    if parallel(comm):
-        if method in ("msa", "emsa"):
-            raise ValueError(f"{method} runs on one rank only; data-parallel training (mpiexec -n P) "
-                             "covers gd, adam and pam")
-        engine = DataParallel(net, comm)
-    if o["batch_size"] and method in ("gd", "adam"):
+    if parallel(comm) and method in thesis.REPLICA_METHODS:
+        pass        # replicas split over the ranks, each rank evaluating whole gradients (.drivers)
+    elif parallel(comm):
+        engine = DataParallel(net, comm)        # msa/emsa: the sums of emsa.LayeredPMP over the ranks
+    batched = o["batch_size"] and method not in ("pam", "msa", "emsa")
+    if batched:
         objective = BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]), o["seed"],
                                    o["keep"], engine)
     else:
         objective = NetworkObjective(net, inputs, targets, o["keep"], engine)
+
+    def replica_objective(a):       # elastic/parle: replica a's own mini-batch stream
+        if batched:
+            return BatchObjective(net, inputs, targets, min(o["batch_size"], inputs.shape[0]),
+                                  o["seed"] + 1 + a, o["keep"], engine)
+        return objective
 
     extra = []       # per-iteration evaluation rows, aligned with the driver's history
 
     def evaluate(k):
         row = {}
         if k % o["eval_every"] == 0 or k == o["iterations"]:
-            if isinstance(objective, BatchObjective):
+            if isinstance(objective, BatchObjective) or (o["batch_size"] and method in ("msa", "emsa")):
                 row["full_loss"], _ = engine.loss(inputs, targets)
             if test is not None:
                 J, m = engine.loss(*test)
@@ -97,12 +108,17 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
             optim.gd(objective, o["iterations"], o["lr"], box=box, callback=callback)
         elif method == "adam":
             optim.adam(objective, o["iterations"], o["lr"], box=box, callback=callback)
+        elif method in thesis.METHODS:
+            thesis.run(method, objective, o, box, callback, replica_objective,
+                       comm if parallel(comm) else None, net)
         elif method == "pam":
             optim.pam(objective, o["iterations"], o["tau"], pam_groups(net), box=box, inner_tol=o["inner_tol"],
                       inner_maxiter=o["inner_maxiter"], callback=callback)
         else:
-            system = NetworkPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
-                                head_lr=o["head_lr"])
+            system = LayeredPMP(net, inputs, targets, controls=tuple(o["controls"]), box=box,
+                                head_lr=o["head_lr"], batch_size=o["batch_size"], seed=o["seed"],
+                                inner_tol=o["inner_tol"], inner_maxiter=o["inner_maxiter"],
+                                comm=comm if parallel(comm) else None)
             if method == "msa":
                 optim.msa(system, o["iterations"], callback=callback)
             else:
