@@ -16,6 +16,10 @@ Analyses (``[model] analyses``, any subset):
 * ``lr_control`` — SGD on a quadratic: the closed-form optimal schedule and switching time,
   the HJB grid solution, and simulated SGD under optimal / constant / 1/t schedules
   (``/controls/u_*``, ``/analysis/lr_*``, attributes ``lr_*``).
+* ``ntk`` — the Gram matrices of a ``depth``-layer network on the inputs ``[model.ntk] inputs``:
+  the NNGP kernel ``/analysis/nngp`` and the neural tangent kernel ``/analysis/ntk`` (NTK
+  parameterisation of Jacot et al.), and with ``width`` > 0 the empirical NTK of one random
+  network of that width (``/analysis/ntk_empirical``); see :mod:`pdenet.meanfield.ntk`.
 """
 
 import numpy as np
@@ -23,11 +27,46 @@ import numpy as np
 from ..case import Key
 from ..errors import CaseError
 from . import maps as mf
-from . import empirical, lr_control
+from . import empirical, lr_control, ntk
 from ..models.base import Model
 
-ANALYSES = ["phase", "maps", "lr_control"]
+ANALYSES = ["phase", "maps", "lr_control", "ntk"]
 ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
+
+
+NTK_SOURCES = ("digits", "mnist1d")
+
+
+def ntk_inputs(value, load=False):
+    """Check (and with ``load``, build) the (n, d) input array of ``[model.ntk] inputs``."""
+    key = "model.ntk.inputs"
+    if isinstance(value, str):
+        name, _, count = value.partition(":")
+        if name not in NTK_SOURCES or not count.isdigit() or int(count) < 1:
+            raise CaseError(f"expected a list of input vectors or \"digits:N\" / \"mnist1d:N\" (N >= 1), "
+                            f"got {value!r}", key=key)
+        if not load:
+            return None
+        from ..network import data as nd
+        try:
+            ds = nd.load_digits() if name == "digits" else nd.load_mnist1d()
+        except nd.DataError as exc:
+            raise CaseError(str(exc), key=key) from None
+        if int(count) > ds.inputs.shape[0]:
+            raise CaseError(f"{name} has only {ds.inputs.shape[0]} training inputs", key=key)
+        return ds.inputs[: int(count)].reshape(int(count), -1).astype(float)
+    ok = (isinstance(value, list) and value and all(isinstance(r, list) and r for r in value)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for r in value for v in r))
+    if not ok:
+        raise CaseError(f"expected a non-empty list of non-empty lists of numbers, got {value!r}", key=key)
+    if len({len(r) for r in value}) != 1:
+        raise CaseError("all input vectors must have the same length", key=key)
+    X = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(X)):
+        raise CaseError("inputs must be finite", key=key)
+    if not np.any(X):
+        raise CaseError("the inputs must not all be zero", key=key)
+    return X
 
 
 class MeanFieldModel(Model):
@@ -61,6 +100,17 @@ class MeanFieldModel(Model):
                                   "(exact conditional sampler; 0 or 1: none).", minimum=0),
                 "seed": Key("int", 0, "Seed of the random networks.", minimum=0),
             },
+            "ntk": {
+                "inputs": Key("any", [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.5, 0.5]],
+                              "The n inputs: a list of equal-length lists of numbers, or a data source "
+                              "\"digits:N\" / \"mnist1d:N\" (the first N training inputs, flattened)."),
+                "depth": Key("int", 3, "Layers (K^1 is the input layer's Gram matrix).", positive=True),
+                "sw2": Key("float", 1.76, "sigma_w^2.", positive=True),
+                "sb2": Key("float", 0.05, "sigma_b^2.", minimum=0.0),
+                "width": Key("int", 0, "Width of one random network for the empirical NTK (0: none).",
+                             minimum=0),
+                "seed": Key("int", 0, "Seed of the random network.", minimum=0),
+            },
             "lr_control": {
                 "a": Key("float", 1.0, "Curvature of f(x) = a x^2/2.", positive=True),
                 "eta": Key("float", 0.1, "Learning rate (SME time t = k eta).", positive=True),
@@ -90,6 +140,8 @@ class MeanFieldModel(Model):
                 raise CaseError("sigma_w^2 must be positive", key="mesh.lower")
             if mesh["lower"][1] < 0.0:
                 raise CaseError("sigma_b^2 must be >= 0", key="mesh.lower")
+        if "ntk" in analyses:
+            ntk_inputs(data["model"]["ntk"]["inputs"])
         if abs(data["model"]["maps"]["c_in"]) > 1.0:
             raise CaseError("a correlation lies in [-1, 1]", key="model.maps.c_in")
         return data
@@ -107,7 +159,7 @@ class MeanFieldModel(Model):
         units = 0
         if "phase" in self.analyses:
             units += self.mesh.size
-        return units + sum(a in self.analyses for a in ("maps", "lr_control"))
+        return units + sum(a in self.analyses for a in ("maps", "lr_control", "ntk"))
 
     # -- analyses -----------------------------------------------------------
     def _phase(self, sink, progress):
@@ -179,6 +231,33 @@ class MeanFieldModel(Model):
         for name, r in res.items():
             for k, v in r.items():
                 out[f"lr_loss_{name}_{k}"] = v
+        progress(1)
+        return out
+
+    def _ntk(self, sink, progress):
+        c, a = self.case, self.activation
+        X = ntk_inputs(c["model.ntk.inputs"], load=True)
+        depth, sw2, sb2 = c["model.ntk.depth"], c["model.ntk.sw2"], c["model.ntk.sb2"]
+        if sb2 == 0.0 and np.any(np.einsum("ij,ij->i", X, X) == 0.0):
+            raise CaseError("a zero input with sigma_b^2 = 0 has a degenerate kernel", key="model.ntk.sb2")
+        K, Theta = ntk.nngp_ntk(X, depth, sw2, sb2, a)
+        sink.write("analysis", "ntk_inputs", X)
+        sink.write("analysis", "nngp", K, {"meaning": f"NNGP kernel K^L after L = {depth} layers"})
+        sink.write("analysis", "ntk", Theta, {"meaning": f"infinite-width NTK Theta^L, L = {depth}, "
+                                                         "NTK parameterisation (Jacot et al. 2018)"})
+        lam = np.linalg.eigvalsh(Theta)
+        sink.write("analysis", "ntk_eigenvalues", lam)
+        out = {"ntk_depth": depth, "ntk_sw2": sw2, "ntk_sb2": sb2, "ntk_inputs_n": X.shape[0],
+               "ntk_lambda_min": float(lam[0]), "ntk_lambda_max": float(lam[-1]),
+               "ntk_parameterisation": "ntk (Jacot et al. 2018): W, b ~ N(0,1); "
+                                       "h = sigma_w/sqrt(n) W phi + sigma_b b"}
+        width = c["model.ntk.width"]
+        if width > 0:
+            p = ntk.init_params(X.shape[1], width, depth, seed=c["model.ntk.seed"])
+            emp = ntk.empirical_ntk(p, X, sw2, sb2, a)
+            sink.write("analysis", "ntk_empirical", emp, {"meaning": f"J J^T of one random width-{width} network"})
+            out["ntk_width"] = width
+            out["ntk_empirical_relative_error"] = float(np.linalg.norm(emp - Theta) / np.linalg.norm(Theta))
         progress(1)
         return out
 
