@@ -20,6 +20,11 @@ Analyses (``[model] analyses``, any subset):
   the NNGP kernel ``/analysis/nngp`` and the neural tangent kernel ``/analysis/ntk`` (NTK
   parameterisation of Jacot et al.), and with ``width`` > 0 the empirical NTK of one random
   network of that width (``/analysis/ntk_empirical``); see :mod:`pdenet.meanfield.ntk`.
+* ``residual`` — mean-field maps of a residual network (``form = "resnet"``) or of the network
+  PDE's Euler step z <- z + tau phi(a - B z) (``form = "pde"``) through ``depth`` layers
+  (``/analysis/residual_q``, ``residual_c``, ``residual_m``), the tau -> 0 limit at T = depth tau
+  (attributes ``residual_limit_*``), and a random residual network of ``width`` with its sampling
+  error (``residual_network_*``); see :mod:`pdenet.meanfield.residual`.
 """
 
 import numpy as np
@@ -27,10 +32,10 @@ import numpy as np
 from ..case import Key
 from ..errors import CaseError
 from . import maps as mf
-from . import empirical, lr_control, ntk
+from . import empirical, lr_control, ntk, residual
 from ..models.base import Model
 
-ANALYSES = ["phase", "maps", "lr_control", "ntk"]
+ANALYSES = ["phase", "maps", "lr_control", "ntk", "residual"]
 ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
 
 
@@ -111,6 +116,23 @@ class MeanFieldModel(Model):
                              minimum=0),
                 "seed": Key("int", 0, "Seed of the random network.", minimum=0),
             },
+            "residual": {
+                "form": Key("str", "pde", "pde: z <- z + tau phi(a - B z) (the network PDE's Euler step); "
+                            "resnet: h <- h + tau (W phi(h) + b).", choices=list(residual.FORMS)),
+                "sw2": Key("float", 1.0, "sigma_w^2: variance N Var(B_ij) (pde: model.kernel.scale^2).",
+                           positive=True),
+                "sb2": Key("float", 0.25, "sigma_b^2: variance of a (pde: model.bias.scale^2) or b.",
+                           minimum=0.0),
+                "tau": Key("float", 0.25, "Step tau (the PDE's dt).", positive=True),
+                "depth": Key("int", 40, "Number of residual layers L (T = L tau).", positive=True),
+                "q_in": Key("float", 1.0, "Squared length per coordinate of the two inputs about their mean.",
+                            positive=True),
+                "c_in": Key("float", 0.3, "Correlation of the two inputs about their mean."),
+                "mean_in": Key("float", 0.0, "Constant added to every input coordinate (pde form)."),
+                "width": Key("int", 1000, "Width of the random residual network (0: maps only).", minimum=0),
+                "replicates": Key("int", 100, "Networks of the same law for the sampling error.", minimum=0),
+                "seed": Key("int", 0, "Seed of the random networks.", minimum=0),
+            },
             "lr_control": {
                 "a": Key("float", 1.0, "Curvature of f(x) = a x^2/2.", positive=True),
                 "eta": Key("float", 0.1, "Learning rate (SME time t = k eta).", positive=True),
@@ -142,6 +164,8 @@ class MeanFieldModel(Model):
                 raise CaseError("sigma_b^2 must be >= 0", key="mesh.lower")
         if "ntk" in analyses:
             ntk_inputs(data["model"]["ntk"]["inputs"])
+        if abs(data["model"]["residual"]["c_in"]) > 1.0:
+            raise CaseError("a correlation lies in [-1, 1]", key="model.residual.c_in")
         if abs(data["model"]["maps"]["c_in"]) > 1.0:
             raise CaseError("a correlation lies in [-1, 1]", key="model.maps.c_in")
         return data
@@ -159,7 +183,7 @@ class MeanFieldModel(Model):
         units = 0
         if "phase" in self.analyses:
             units += self.mesh.size
-        return units + sum(a in self.analyses for a in ("maps", "lr_control", "ntk"))
+        return units + sum(a in self.analyses for a in ("maps", "lr_control", "ntk", "residual"))
 
     # -- analyses -----------------------------------------------------------
     def _phase(self, sink, progress):
@@ -258,6 +282,44 @@ class MeanFieldModel(Model):
             sink.write("analysis", "ntk_empirical", emp, {"meaning": f"J J^T of one random width-{width} network"})
             out["ntk_width"] = width
             out["ntk_empirical_relative_error"] = float(np.linalg.norm(emp - Theta) / np.linalg.norm(Theta))
+        progress(1)
+        return out
+
+    def _residual(self, sink, progress):
+        c, a = self.case, self.activation
+        r = {k: c[f"model.residual.{k}"] for k in ("form", "sw2", "sb2", "tau", "depth", "q_in", "c_in",
+                                                   "mean_in", "width", "replicates", "seed")}
+        dim = max(r["width"], 2)
+        X = empirical.correlated_inputs(r["q_in"], r["c_in"], dim, np.random.default_rng(r["seed"]))
+        X = X + (r["mean_in"] if r["form"] == "pde" else 0.0)
+        Q0, m0 = residual.input_stats(X, r["form"], r["sw2"], r["sb2"])
+        if r["width"] == 0:             # the inputs' exact statistics, without a finite sample
+            Q0 = np.array([[1.0, r["c_in"]], [r["c_in"], 1.0]]) * r["q_in"]
+            m0 = np.zeros(2)
+            if r["form"] == "pde":
+                Q0, m0 = Q0 + r["mean_in"] ** 2, m0 + r["mean_in"]
+            else:
+                Q0 = r["sw2"] * Q0 + r["sb2"]
+        args = (r["sw2"], r["sb2"], a)
+        s = residual.propagate(Q0, m0, *args, r["depth"], r["tau"], r["form"])
+        sink.write("analysis", "residual_layer", np.arange(r["depth"] + 1))
+        sink.write("analysis", "residual_q", s.q, {"meaning": "mean-field q_l (mean of the two inputs), l = 0..L"})
+        sink.write("analysis", "residual_c", s.c, {"meaning": "mean-field correlation c_l, l = 0..L"})
+        sink.write("analysis", "residual_m", s.m.mean(axis=1), {"meaning": "mean-field per-unit mean m_l"})
+        lim = residual.depth_limit(Q0, m0, *args, r["depth"] * r["tau"], form=r["form"])
+        out = {f"residual_{k}": v for k, v in r.items()}
+        out.update(residual_limit_T=r["depth"] * r["tau"], residual_limit_q=float(lim.q[-1]),
+                   residual_limit_c=float(lim.c[-1]), residual_q_final=float(s.q[-1]),
+                   residual_c_final=float(s.c[-1]))
+        if r["width"] > 0:
+            net = residual.random_residual(X, *args, r["depth"], r["tau"], r["form"], seed=r["seed"] + 1)
+            sink.write("analysis", "residual_network_q", net.q, {"meaning": "measured q_l of one random network"})
+            sink.write("analysis", "residual_network_c", net.c, {"meaning": "measured c_l of one random network"})
+            if r["replicates"] > 1:
+                reps = residual.conditional_residual(X, *args, r["depth"], r["tau"], r["form"], r["replicates"],
+                                                     seed=r["seed"] + 2)
+                sink.write("analysis", "residual_network_q_stderr", reps.q.std(0, ddof=1))
+                sink.write("analysis", "residual_network_c_stderr", reps.c.std(0, ddof=1))
         progress(1)
         return out
 
