@@ -126,6 +126,17 @@ class NetworkModel(Model):
             "box_b": Key("floats", None, "[lower, upper] bound on the kernel parameters."),
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
                               positive=True),
+            # review §5: risk-aware objective (network/risk.py), adversarial training (network/adversarial.py)
+            "risk_k": Key("float", 0.0, "Risk-aware objective (1/k) log mean exp(k Phi_s): k > 0 risk averse, "
+                          "k < 0 risk seeking, 0 the mean loss (gd/adam/pam)."),
+            "adversary": Key("str", "none", "Adversarial training (minimax, gd/adam): `fgsm` (one step) or "
+                             "`pgd` on the input co-state lambda_0; `none`.", choices=["none", "fgsm", "pgd"]),
+            "adversary_eps": Key("float", 0.1, "Radius of the perturbation ball.", positive=True),
+            "adversary_norm": Key("str", "linf", "Ball: `linf` or `l2` (the L2(Y) norm).", choices=["linf", "l2"]),
+            "adversary_steps": Key("int", 10, "pgd: ascent steps.", positive=True),
+            "adversary_alpha": Key("float", 0.0, "pgd: step size (0: 2.5 eps / steps).", minimum=0.0),
+            "robust_eval": Key("bool", False, "Record the held-out accuracy under the adversary_* attack "
+                               "(fgsm when adversary = none) even without adversarial training."),
         },
     }
 
@@ -397,7 +408,8 @@ class NetworkModel(Model):
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
-                                              "box_b", "eval_every")}
+                                              "box_b", "eval_every", "risk_k", "adversary", "adversary_eps",
+                                              "adversary_norm", "adversary_steps", "adversary_alpha", "robust_eval")}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
 
@@ -420,7 +432,9 @@ TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0
               "step": "||theta^k - theta^(k-1)||", "accuracy": "training accuracy",
               "hamiltonian": "int_0^T H dt at the iterate (msa/emsa)",
               "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
-              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy"}
+              "test_loss": "held-out loss", "test_accuracy": "held-out accuracy",
+              "mean_loss": "risk_k: mean of the per-sample losses", "loss_std": "risk_k: their standard deviation",
+              "test_robust_accuracy": "adversary: held-out accuracy under the attack (first and last iteration)"}
 
 
 class Layer(NamedTuple):

@@ -21,6 +21,7 @@ from solvers.errors import NumericalError
 from .distributed import DataParallel, parallel
 from .objective import BatchObjective, NetworkObjective, pam_groups
 from .pmp import NetworkPMP
+from . import adversarial, risk
 
 METHODS = ("gd", "adam", "pam", "msa", "emsa")
 
@@ -50,10 +51,15 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
-         "keep": "all", **options}
+         "keep": "all", "risk_k": 0.0, "adversary": "none", "adversary_eps": 0.1, "adversary_norm": "linf",
+         "adversary_steps": 1, "adversary_alpha": 0.0, "robust_eval": False, **options}
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
     box = _box(o, net)
+    _check_control_options(o, method, comm)     # §5 objectives: risk-aware (risk.py), adversarial (adversarial.py)
+    base_head = net.head
+    if o["risk_k"] != 0.0:
+        net.head = risk.RiskHead(base_head, o["risk_k"])
     engine = net
     if parallel(comm):
         if method in ("msa", "emsa"):
@@ -65,6 +71,13 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
                                    o["keep"], engine)
     else:
         objective = NetworkObjective(net, inputs, targets, o["keep"], engine)
+    attack = None
+    if o["adversary"] != "none" or o["robust_eval"]:
+        steps = o["adversary_steps"] if o["adversary"] == "pgd" else 1
+        attack = dict(eps=o["adversary_eps"], norm=o["adversary_norm"], steps=steps,
+                      alpha=o["adversary_alpha"] or None, h=net.h)
+    if o["adversary"] != "none":
+        objective = adversarial.AdversarialObjective(objective, **attack)
 
     extra = []       # per-iteration evaluation rows, aligned with the driver's history
 
@@ -78,6 +91,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
                 row["test_loss"] = J
                 for key, v in m.items():
                     row["test_" + key] = v
+                if attack is not None and (k == 0 or k == o["iterations"]):
+                    row["test_robust_accuracy"] = adversarial.robust_accuracy(engine, *test, **attack)
         return row
 
     rows = []
@@ -108,10 +123,25 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
             else:
                 optim.emsa(system, o["iterations"], o["rho"], callback=callback)
     finally:
+        net.head = base_head
         history = _merge(rows, extra)
         if on_history is not None:
             on_history(history)
     return history
+
+
+def _check_control_options(o, method, comm):
+    if o["risk_k"] != 0.0 or o["adversary"] != "none":
+        if parallel(comm):
+            raise ValueError("risk_k / adversary run on one rank only (the risk measure couples the "
+                             "samples; the attack needs the whole input co-state)")
+    if o["risk_k"] != 0.0 and method in ("msa", "emsa"):
+        raise ValueError(f"risk_k needs a gradient driver (gd, adam, pam), not {method}")
+    if o["adversary"] != "none":
+        if method not in ("gd", "adam"):
+            raise ValueError(f"adversarial training runs with gd or adam, not {method}")
+        if o["adversary"] not in ("fgsm", "pgd") or o["adversary_norm"] not in adversarial.NORMS:
+            raise ValueError("adversary is none, fgsm or pgd and adversary_norm linf or l2")
 
 
 def _merge(rows, extra):
