@@ -30,6 +30,7 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, default=0.5, help="training accuracy that counts as trainable")
     p.add_argument("-o", "--output", required=True, help="npz file for the grid and the fit")
     p.add_argument("--png", help="figure like the review's Fig. 1b")
+    p.add_argument("--replot", action="store_true", help="refit and redraw from the npz of --output")
     a = p.parse_args(argv)
 
     from pdenet.meanfield import trainability as tb
@@ -41,6 +42,12 @@ def main(argv=None):
     except ImportError:
         pass
     rank = comm.Get_rank() if comm is not None else 0
+    if a.replot:
+        d = np.load(a.output)
+        grid = tb.TrainabilityGrid(d["sw2"], d["depths"], d["accuracy"], float(d["sb2"]), d["xi_c"],
+                                   float(d["critical_sw2"]))
+        report(grid, a, float(d["wall_s"]))
+        return 0
     lo, hi, n = a.sw2.split(":")
     sw2 = np.linspace(float(lo), float(hi), int(n))
     depths = np.array([int(d) for d in a.depths.split(",")])
@@ -50,6 +57,13 @@ def main(argv=None):
     wall = time.time() - t0
     if rank != 0:
         return 0
+    report(grid, a, wall)
+    return 0
+
+
+def report(grid, a, wall):
+    from pdenet.meanfield import trainability as tb
+    sw2 = grid.sw2
     fits = {th: tb.fit_depth_constant(grid, th) for th in (a.threshold, 0.3, 0.7)}
     fit = fits[a.threshold]
     np.savez(a.output, sw2=grid.sw2, depths=grid.depths, accuracy=grid.accuracy, xi_c=grid.xi_c,
@@ -62,7 +76,6 @@ def main(argv=None):
     print(json.dumps(summary))
     if a.png:
         draw(grid, fit, a, a.png)
-    return 0
 
 
 def draw(grid, fit, a, path):

@@ -19,7 +19,9 @@ function calling BLAS through ``np.dot``: no Python per layer or per step.
 Fitting c: for each sigma_w^2 the *transition depth* L*(sigma_w^2) is the geometric mean of the
 deepest trainable depth and the next (untrainable) grid depth, where "trainable" is training
 accuracy >= ``threshold``; columns that are trainable at every depth or at none are censored
-and left out.  Then log c = mean over columns of log(L*/xi_c), with a Student-t confidence
+and left out, and so are the columns next to the critical line where xi_c exceeds a quarter of
+the deepest grid depth (there c xi_c lies beyond the grid and the finite training sets the
+transition).  Then log c = mean over columns of log(L*/xi_c), with a Student-t confidence
 interval of that mean (the spread of the columns includes the depth grid's discretisation).
 """
 from __future__ import annotations
@@ -175,13 +177,20 @@ class DepthFit:
     threshold: float
 
 
-def fit_depth_constant(grid: TrainabilityGrid, threshold: float, level: float = 0.95) -> DepthFit:
-    """The constant c of L* = c xi_c (module docstring) with its ``level`` confidence interval."""
+def fit_depth_constant(grid: TrainabilityGrid, threshold: float, level: float = 0.95,
+                       max_xi: float | None = None) -> DepthFit:
+    """The constant c of L* = c xi_c (module docstring) with its ``level`` confidence interval.
+
+    Columns with xi_c > ``max_xi`` (default: a quarter of the deepest grid depth) are left out:
+    near the critical line c xi_c exceeds every depth on the grid, and there the transition is
+    set by the finite number of training steps, not by xi_c."""
     ok = grid.accuracy >= threshold
+    max_xi = grid.depths[-1] / 4.0 if max_xi is None else max_xi
     cols, trans = [], []
     for i in range(grid.sw2.size):
         good = np.nonzero(ok[i])[0]
-        if good.size == 0 or good[-1] == grid.depths.size - 1 or not np.isfinite(grid.xi_c[i]):
+        if (good.size == 0 or good[-1] == grid.depths.size - 1 or not np.isfinite(grid.xi_c[i])
+                or grid.xi_c[i] > max_xi):
             continue
         last = good[-1]
         trans.append(math.sqrt(grid.depths[last] * grid.depths[last + 1]))

@@ -108,7 +108,8 @@ class NetworkModel(Model):
         "train": {
             "method": Key("str", "none", "Training driver (solvers.optim): `none` (one forward and "
                           "co-state solve), projected `gd`, `adam`, `pam` (Algorithm 1), `msa` "
-                          "(Algorithm 2), `emsa` (extended MSA).", choices=["none", *METHODS]),
+                          "(Algorithm 2), `emsa` (extended MSA), `maml` (meta-learning on sine tasks, review §5).",
+                          choices=["none", *METHODS]),
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
             "batch_size": Key("int", 0, "gd/adam: mini-batch size (0: full batch).", minimum=0),
@@ -135,6 +136,12 @@ class NetworkModel(Model):
             "adversary_norm": Key("str", "linf", "Ball: `linf` or `l2` (the L2(Y) norm).", choices=["linf", "l2"]),
             "adversary_steps": Key("int", 10, "pgd: ascent steps.", positive=True),
             "adversary_alpha": Key("float", 0.0, "pgd: step size (0: 2.5 eps / steps).", minimum=0.0),
+            "maml_inner_lr": Key("float", 0.5, "maml: inner-loop (adaptation) step alpha.", positive=True),
+            "maml_inner_steps": Key("int", 1, "maml: inner gradient steps N.", positive=True),
+            "maml_order": Key("int", 2, "maml: 2 exact meta-gradient (Hessian-vector products by central "
+                              "differences of adjoint gradients), 1 first-order MAML.", choices=[1, 2]),
+            "maml_meta_batch": Key("int", 5, "maml: tasks per outer step.", positive=True),
+            "maml_shots": Key("int", 10, "maml: support (and query) samples per task.", positive=True),
             "robust_eval": Key("bool", False, "Record the held-out accuracy under the adversary_* attack "
                                "(fgsm when adversary = none) even without adversarial training."),
         },
@@ -409,7 +416,9 @@ class NetworkModel(Model):
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
                                               "box_b", "eval_every", "risk_k", "adversary", "adversary_eps",
-                                              "adversary_norm", "adversary_steps", "adversary_alpha", "robust_eval")}
+                                              "adversary_norm", "adversary_steps", "adversary_alpha", "robust_eval",
+                                              "maml_inner_lr", "maml_inner_steps", "maml_order", "maml_meta_batch",
+                                              "maml_shots")}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
 
@@ -434,7 +443,10 @@ TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0
               "slack": "pam: J(k-1) - |dtheta|^2/2tau - J(k); >= 0 is the sufficient decrease",
               "test_loss": "held-out loss", "test_accuracy": "held-out accuracy",
               "mean_loss": "risk_k: mean of the per-sample losses", "loss_std": "risk_k: their standard deviation",
-              "test_robust_accuracy": "adversary: held-out accuracy under the attack (first and last iteration)"}
+              "test_robust_accuracy": "adversary: held-out accuracy under the attack (first and last iteration)",
+              "maml_query_loss_before": "maml: mean query loss on 100 held-out tasks without adaptation",
+              "maml_query_loss_adapted": "maml: mean query loss on 100 held-out tasks after the inner steps",
+              "maml_query_loss_adapted_stderr": "maml: its standard error"}
 
 
 class Layer(NamedTuple):

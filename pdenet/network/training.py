@@ -21,9 +21,9 @@ from solvers.errors import NumericalError
 from .distributed import DataParallel, parallel
 from .objective import BatchObjective, NetworkObjective, pam_groups
 from .pmp import NetworkPMP
-from . import adversarial, risk
+from . import adversarial, maml, risk
 
-METHODS = ("gd", "adam", "pam", "msa", "emsa")
+METHODS = ("gd", "adam", "pam", "msa", "emsa", "maml")
 
 __all__ = ["METHODS", "train"]
 
@@ -55,6 +55,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
          "adversary_steps": 1, "adversary_alpha": 0.0, "robust_eval": False, **options}
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "maml":        # review §5 (58)-(59): meta-training on sine tasks, network/maml.py
+        return _train_maml(net, o, progress, on_history, comm)
     box = _box(o, net)
     _check_control_options(o, method, comm)     # §5 objectives: risk-aware (risk.py), adversarial (adversarial.py)
     base_head = net.head
@@ -126,6 +128,29 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         net.head = base_head
         history = _merge(rows, extra)
         if on_history is not None:
+            on_history(history)
+    return history
+
+
+def _train_maml(net, o, progress, on_history, comm):
+    if parallel(comm):
+        raise ValueError("maml runs on one rank only")
+    if net.head.kind != "classes" or net.head.outputs != 1 or net.head.loss_name != "l2":
+        raise ValueError("maml regresses a scalar: model.output kind = 'classes', classes = 1, loss = 'l2'")
+    history = {}
+    try:
+        args = dict(iterations=o["iterations"], lr=o["lr"], meta_batch=o.get("maml_meta_batch", 5),
+                    shots=o.get("maml_shots", 10), inner_lr=o.get("maml_inner_lr", 0.5),
+                    inner_steps=o.get("maml_inner_steps", 1), seed=o["seed"])
+        loss = maml.train_maml(net, order=o.get("maml_order", 2), progress=progress, **args)
+        history = {"loss": loss, "iteration": np.arange(1, loss.size + 1, dtype=float)}
+        shots, alpha, steps = args["shots"], args["inner_lr"], args["inner_steps"]
+        m0, s0 = maml.evaluate(net, shots=shots, inner_lr=alpha, inner_steps=0)
+        m1, s1 = maml.evaluate(net, shots=shots, inner_lr=alpha, inner_steps=steps)
+        history.update(maml_query_loss_before=np.array([m0]), maml_query_loss_adapted=np.array([m1]),
+                       maml_query_loss_adapted_stderr=np.array([s1]))
+    finally:
+        if on_history is not None and history:
             on_history(history)
     return history
 
