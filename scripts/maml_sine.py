@@ -45,14 +45,19 @@ def main():
                             order=a.order)
         elif name == "joint":
             maml.joint_baseline(net, a.iterations, a.lr, a.meta_batch)
-        ev = {n: maml.evaluate(net, tasks=200, inner_lr=a.inner_lr, inner_steps=n) for n in (0, a.inner_steps, 10)}
-        out[name] = (ev, time.time() - t0)
+        per = {n: maml.evaluate(net, tasks=200, inner_lr=a.inner_lr, inner_steps=n, per_task=True)
+               for n in (0, a.inner_steps, 10)}
+        out[name] = (per, time.time() - t0)
     print(f"| initialisation ({a.iterations} outer Adam steps, lr {a.lr}; inner lr {a.inner_lr}) | "
           f"query loss, no adaptation | after {a.inner_steps} step(s) | after 10 steps | wall s |")
     print("|---|---|---|---|---|")
-    for name, (ev, wall) in out.items():
-        cells = " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in ev.values())
+    se = lambda x: x.std(ddof=1) / np.sqrt(x.size)
+    for name, (per, wall) in out.items():
+        cells = " | ".join(f"{x.mean():.3f} ± {se(x):.3f}" for x in per.values())
         print(f"| {name} | {cells} | {wall:.0f} |")
+    d = {n: out["joint"][0][n] - out["maml"][0][n] for n in out["maml"][0]}
+    print("| joint − maml (paired, same 200 tasks) | " + " | ".join(f"{x.mean():+.3f} ± {se(x):.3f}"
+                                                             for x in d.values()) + " | |")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import numpy as np
 from ..case import Key
 from ..errors import CaseError
 from . import maps as mf
-from . import empirical, lr_control, ntk, residual
+from . import empirical, lr_control, ntk, residual, trainability
 from ..models.base import Model
 
 ANALYSES = ["phase", "maps", "lr_control", "ntk", "residual"]
@@ -222,7 +222,10 @@ class MeanFieldModel(Model):
                "maps_width": width, "maps_replicates": reps if width > 0 else 0, "maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
                "maps_chi_c": chi_c, "maps_xi_q": mf.xi_q(sw2, sb2, a, qs),
                "maps_xi_c": mf.depth_scale(chi_c), "maps_critical_sw2": mf.critical_sw2(sb2, a),
-               "maps_trainable_depth": 6.0 * mf.depth_scale(chi_c)}
+               "maps_trainable_depth": trainability.MEASURED_FACTOR * mf.depth_scale(chi_c),
+               "maps_trainable_depth_factor": trainability.MEASURED_FACTOR,
+               "maps_trainable_depth_schoenholz": 6.0 * mf.depth_scale(chi_c),
+               "maps_trainable_depth_review": 4.5 * mf.depth_scale(chi_c)}
         progress(1)
         return out
 

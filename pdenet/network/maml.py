@@ -167,9 +167,11 @@ def joint_baseline(net, iterations=1000, lr=1e-3, meta_batch=10, shots=10, queri
                   lambda th, s, q: _grad(net, th, *q), progress)
 
 
-def evaluate(net, tasks=100, shots=10, queries=100, inner_lr=0.01, inner_steps=1, seed=12345):
+def evaluate(net, tasks=100, shots=10, queries=100, inner_lr=0.5, inner_steps=1, seed=12345, per_task=False):
     """Mean and standard error over ``tasks`` held-out tasks of the query loss after
-    ``inner_steps`` adaptation steps from the network's current parameters (restored after)."""
+    ``inner_steps`` adaptation steps from the network's current parameters (restored after);
+    ``per_task``: the array of per-task losses instead (the same tasks for every network, so
+    two initialisations compare pairwise)."""
     fam = SineTasks(net.N)
     rng = np.random.default_rng(seed)
     theta = _get(net)
@@ -182,4 +184,6 @@ def evaluate(net, tasks=100, shots=10, queries=100, inner_lr=0.01, inner_steps=1
         out.append(net.loss(*query)[0])
     _set(net, theta)
     out = np.array(out)
+    if per_task:
+        return out
     return float(out.mean()), float(out.std(ddof=1) / math.sqrt(out.size))
