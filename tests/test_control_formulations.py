@@ -137,3 +137,21 @@ def test_maml_case_runs(tmp_path):
     with pytest.raises(CaseError, match="maml regresses a scalar"):
         pdenet.run("cases/network_maml.toml", write=False, overrides=["train.iterations=1",
                                                                         "model.output.classes=2"])
+
+
+def test_adversarial_objective_mixture_is_eq57():
+    """AdversarialObjective with mix = alpha returns alpha J(clean) + (1 - alpha) J(f0 + delta*)
+    and the same combination of the two exact gradients (review eq. 57); mix = 0 is the inner max."""
+    from pdenet.network.objective import NetworkObjective
+    rng = np.random.default_rng(5)
+    net, f0, target = make_net(rng, loss="softmax", samples=4)
+    delta = adversarial.attack(net, f0, target, 0.2, "linf", 2)
+    Jc, gc, _, _ = net.loss_and_gradient(f0, target)
+    Ja, ga, _, _ = net.loss_and_gradient(f0 + delta, target)
+    assert Ja > Jc
+    for mix in (0.0, 0.3):
+        J, g = adversarial.AdversarialObjective(NetworkObjective(net, f0, target), 0.2, "linf", 2,
+                                                mix=mix).loss_and_gradient()
+        assert J == pytest.approx(mix * Jc + (1 - mix) * Ja, rel=1e-12)
+        for k in gc:
+            np.testing.assert_allclose(g[k], mix * gc[k] + (1 - mix) * ga[k], rtol=1e-10, atol=1e-14)

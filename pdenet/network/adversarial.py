@@ -15,7 +15,9 @@ ascent (PGD) from delta = 0,
 
 with FGSM its one-step case (steps = 1, alpha = eps).  By Danskin's theorem the gradient of
 the outer objective at theta is the gradient of the loss at the maximiser, so
-:class:`AdversarialObjective` hands the optimisers the gradient at f(0) + delta*.
+:class:`AdversarialObjective` hands the optimisers the gradient at f(0) + delta*; with a
+mixture ratio ``mix`` = alpha in (0, 1] it minimises the review's lower bound (eq. 57)
+alpha Phi(theta) + (1 - alpha) Phi_adv(theta, delta*) instead (clean and perturbed losses).
 ``robust_accuracy`` measures the accuracy under the same attack.
 """
 from __future__ import annotations
@@ -79,8 +81,9 @@ class AdversarialObjective:
     each gradient call first runs the attack on the current (mini-)batch and returns the loss
     and gradient at the perturbed inputs (the inner max of the minimax problem)."""
 
-    def __init__(self, objective, eps, norm="linf", steps=1, alpha=None, h=1.0):
+    def __init__(self, objective, eps, norm="linf", steps=1, alpha=None, h=1.0, mix=0.0):
         self.inner, self.eps, self.norm, self.steps, self.alpha, self.h = objective, eps, norm, steps, alpha, h
+        self.mix = float(mix)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -92,4 +95,10 @@ class AdversarialObjective:
         delta = attack(inner.engine, inner.f0, inner.target, self.eps, self.norm, self.steps, self.alpha, self.h)
         J, grad, inner._metrics, _ = inner.engine.loss_and_gradient(inner.f0 + delta, inner.target,
                                                                     keep=inner.keep)
+        if self.mix > 0.0:               # review eq. 57: alpha Phi + (1 - alpha) Phi_adv
+            Jc, gc, _, _ = inner.engine.loss_and_gradient(inner.f0, inner.target, keep=inner.keep)
+            for k in gc:
+                grad[k] *= 1.0 - self.mix
+                grad[k] += self.mix * gc[k]
+            J = self.mix * Jc + (1.0 - self.mix) * J
         return J, grad

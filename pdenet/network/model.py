@@ -142,6 +142,8 @@ class NetworkModel(Model):
                               "differences of adjoint gradients), 1 first-order MAML.", choices=[1, 2]),
             "maml_meta_batch": Key("int", 5, "maml: tasks per outer step.", positive=True),
             "maml_shots": Key("int", 10, "maml: support (and query) samples per task.", positive=True),
+            "adversary_mix": Key("float", 0.0, "Mixture ratio alpha of the review's eq. 57: minimise "
+                                 "alpha J(clean) + (1 - alpha) J(attacked); 0: the pure minimax (56).", minimum=0.0),
             "robust_eval": Key("bool", False, "Record the held-out accuracy under the adversary_* attack "
                                "(fgsm when adversary = none) even without adversarial training."),
         },
@@ -171,6 +173,8 @@ class NetworkModel(Model):
         if out["loss"] == "softmax" and out["kind"] != "classes":
             raise CaseError("softmax needs output kind = 'classes'", key="model.output.loss")
         tr = data["train"]
+        if tr["adversary_mix"] > 1.0:
+            raise CaseError(f"a mixture ratio lies in [0, 1], got {tr['adversary_mix']}", key="train.adversary_mix")
         for key in ("box_a", "box_b"):
             box = tr[key]
             if box is not None and (not isinstance(box, list) or len(box) != 2 or box[0] > box[1]):
@@ -416,7 +420,7 @@ class NetworkModel(Model):
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
                                               "box_b", "eval_every", "risk_k", "adversary", "adversary_eps",
-                                              "adversary_norm", "adversary_steps", "adversary_alpha", "robust_eval",
+                                              "adversary_norm", "adversary_steps", "adversary_alpha", "adversary_mix", "robust_eval",
                                               "maml_inner_lr", "maml_inner_steps", "maml_order", "maml_meta_batch",
                                               "maml_shots")}
         options["keep"] = c["time.checkpoint_every"] or "all"

@@ -52,7 +52,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
          "keep": "all", "risk_k": 0.0, "adversary": "none", "adversary_eps": 0.1, "adversary_norm": "linf",
-         "adversary_steps": 1, "adversary_alpha": 0.0, "robust_eval": False, **options}
+         "adversary_steps": 1, "adversary_alpha": 0.0, "adversary_mix": 0.0, "robust_eval": False, **options}
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
     if method == "maml":        # review §5 (58)-(59): meta-training on sine tasks, network/maml.py
@@ -79,7 +79,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         attack = dict(eps=o["adversary_eps"], norm=o["adversary_norm"], steps=steps,
                       alpha=o["adversary_alpha"] or None, h=net.h)
     if o["adversary"] != "none":
-        objective = adversarial.AdversarialObjective(objective, **attack)
+        objective = adversarial.AdversarialObjective(objective, **attack, mix=o["adversary_mix"])
 
     extra = []       # per-iteration evaluation rows, aligned with the driver's history
 
