@@ -155,3 +155,9 @@ def test_adversarial_objective_mixture_is_eq57():
         assert J == pytest.approx(mix * Jc + (1 - mix) * Ja, rel=1e-12)
         for k in gc:
             np.testing.assert_allclose(g[k], mix * gc[k] + (1 - mix) * ga[k], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["digits_risk", "digits_adversarial", "network_maml"])
+def test_shipped_control_cases_run(name):
+    r = pdenet.run(f"cases/{name}.toml", write=False, overrides=["train.iterations=2", "train.eval_every=1"])
+    assert r.status == "complete" and np.all(np.isfinite(r.groups["train"]["loss"]))
