@@ -32,6 +32,7 @@ def test_fit_recovers_the_constant(c_true):
     assert wrong.ci[0] > fit.ci[1]
 
 
+@pytest.mark.slow
 def test_driver_trains_shallow_and_fails_deep_ordered():
     """The numba driver on digits: a depth-4 network at the critical point learns (training
     accuracy > 0.6 after 200 steps, from ~0.1), a depth-40 network deep in the ordered phase
