@@ -9,7 +9,7 @@ PDENET="${PDENET:-.venv/bin/pdenet}"
 [ -x "$PDENET" ] || PDENET=pdenet
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT" docs/figures
-for pair in tanh_phase:phase maps:maps maps_relu:maps_relu lr_control:lr; do
+for pair in tanh_phase:phase maps:maps maps_relu:maps_relu lr_control:lr ntk:ntk residual:residual; do
     case_name="${pair%%:*}"
     figure="${pair##*:}"
     "$PDENET" run "cases/meanfield_${case_name}.toml" -o "$OUT/meanfield_${case_name}.h5" -q

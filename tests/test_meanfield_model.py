@@ -18,6 +18,8 @@ SHIPPED = {
                              "model.maps.depth=8"],
     "meanfield_maps": ["model.maps.width=200", "model.maps.replicates=5", "model.maps.depth=10"],
     "meanfield_maps_relu": ["model.maps.width=200", "model.maps.replicates=5", "model.maps.depth=10"],
+    "meanfield_ntk": ["model.ntk.width=128"],
+    "meanfield_residual": ["model.residual.width=200", "model.residual.replicates=10"],
     "meanfield_lr_control": ["model.lr_control.runs=500", "model.lr_control.hjb_cells=201",
                              "model.lr_control.hjb_steps=200"],
 }

@@ -3,6 +3,12 @@
 * :mod:`pdenet.meanfield.maps` — length and correlation maps, fixed points q*, c*, chi_1,
   chi_c, depth scales, critical line, phase diagram.
 * :mod:`pdenet.meanfield.empirical` — wide random networks measured layer by layer.
+* :mod:`pdenet.meanfield.ntk` — NNGP kernel and NTK recursions, empirical NTK, GD in the kernel
+  regime (review §3.2).
+* :mod:`pdenet.meanfield.residual` — mean-field maps of residual networks and of the network
+  PDE's Euler step, their tau -> 0 limit.
+* :mod:`pdenet.meanfield.trainability` — trainability against depth (review Fig. 1b): numba
+  training of random tanh networks and the fit of L = c xi_c.
 * :mod:`pdenet.meanfield.lr_control` — optimal learning-rate schedule of the SGD modified
   equation on a quadratic: closed form, HJB on a grid, simulated SGD.
 """

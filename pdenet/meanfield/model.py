@@ -16,6 +16,15 @@ Analyses (``[model] analyses``, any subset):
 * ``lr_control`` — SGD on a quadratic: the closed-form optimal schedule and switching time,
   the HJB grid solution, and simulated SGD under optimal / constant / 1/t schedules
   (``/controls/u_*``, ``/analysis/lr_*``, attributes ``lr_*``).
+* ``ntk`` — the Gram matrices of a ``depth``-layer network on the inputs ``[model.ntk] inputs``:
+  the NNGP kernel ``/analysis/nngp`` and the neural tangent kernel ``/analysis/ntk`` (NTK
+  parameterisation of Jacot et al.), and with ``width`` > 0 the empirical NTK of one random
+  network of that width (``/analysis/ntk_empirical``); see :mod:`pdenet.meanfield.ntk`.
+* ``residual`` — mean-field maps of a residual network (``form = "resnet"``) or of the network
+  PDE's Euler step z <- z + tau phi(a - B z) (``form = "pde"``) through ``depth`` layers
+  (``/analysis/residual_q``, ``residual_c``, ``residual_m``), the tau -> 0 limit at T = depth tau
+  (attributes ``residual_limit_*``), and a random residual network of ``width`` with its sampling
+  error (``residual_network_*``); see :mod:`pdenet.meanfield.residual`.
 """
 
 import numpy as np
@@ -23,11 +32,46 @@ import numpy as np
 from ..case import Key
 from ..errors import CaseError
 from . import maps as mf
-from . import empirical, lr_control
+from . import empirical, lr_control, ntk, residual, trainability
 from ..models.base import Model
 
-ANALYSES = ["phase", "maps", "lr_control"]
+ANALYSES = ["phase", "maps", "lr_control", "ntk", "residual"]
 ACTIVATION_NAMES = sorted(mf.ACTIVATIONS)
+
+
+NTK_SOURCES = ("digits", "mnist1d")
+
+
+def ntk_inputs(value, load=False):
+    """Check (and with ``load``, build) the (n, d) input array of ``[model.ntk] inputs``."""
+    key = "model.ntk.inputs"
+    if isinstance(value, str):
+        name, _, count = value.partition(":")
+        if name not in NTK_SOURCES or not count.isdigit() or int(count) < 1:
+            raise CaseError(f"expected a list of input vectors or \"digits:N\" / \"mnist1d:N\" (N >= 1), "
+                            f"got {value!r}", key=key)
+        if not load:
+            return None
+        from ..network import data as nd
+        try:
+            ds = nd.load_digits() if name == "digits" else nd.load_mnist1d()
+        except nd.DataError as exc:
+            raise CaseError(str(exc), key=key) from None
+        if int(count) > ds.inputs.shape[0]:
+            raise CaseError(f"{name} has only {ds.inputs.shape[0]} training inputs", key=key)
+        return ds.inputs[: int(count)].reshape(int(count), -1).astype(float)
+    ok = (isinstance(value, list) and value and all(isinstance(r, list) and r for r in value)
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for r in value for v in r))
+    if not ok:
+        raise CaseError(f"expected a non-empty list of non-empty lists of numbers, got {value!r}", key=key)
+    if len({len(r) for r in value}) != 1:
+        raise CaseError("all input vectors must have the same length", key=key)
+    X = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(X)):
+        raise CaseError("inputs must be finite", key=key)
+    if not np.any(X):
+        raise CaseError("the inputs must not all be zero", key=key)
+    return X
 
 
 class MeanFieldModel(Model):
@@ -61,6 +105,34 @@ class MeanFieldModel(Model):
                                   "(exact conditional sampler; 0 or 1: none).", minimum=0),
                 "seed": Key("int", 0, "Seed of the random networks.", minimum=0),
             },
+            "ntk": {
+                "inputs": Key("any", [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.5, 0.5]],
+                              "The n inputs: a list of equal-length lists of numbers, or a data source "
+                              "\"digits:N\" / \"mnist1d:N\" (the first N training inputs, flattened)."),
+                "depth": Key("int", 3, "Layers (K^1 is the input layer's Gram matrix).", positive=True),
+                "sw2": Key("float", 1.76, "sigma_w^2.", positive=True),
+                "sb2": Key("float", 0.05, "sigma_b^2.", minimum=0.0),
+                "width": Key("int", 0, "Width of one random network for the empirical NTK (0: none).",
+                             minimum=0),
+                "seed": Key("int", 0, "Seed of the random network.", minimum=0),
+            },
+            "residual": {
+                "form": Key("str", "pde", "pde: z <- z + tau phi(a - B z) (the network PDE's Euler step); "
+                            "resnet: h <- h + tau (W phi(h) + b).", choices=list(residual.FORMS)),
+                "sw2": Key("float", 1.0, "sigma_w^2: variance N Var(B_ij) (pde: model.kernel.scale^2).",
+                           positive=True),
+                "sb2": Key("float", 0.25, "sigma_b^2: variance of a (pde: model.bias.scale^2) or b.",
+                           minimum=0.0),
+                "tau": Key("float", 0.25, "Step tau (the PDE's dt).", positive=True),
+                "depth": Key("int", 40, "Number of residual layers L (T = L tau).", positive=True),
+                "q_in": Key("float", 1.0, "Squared length per coordinate of the two inputs about their mean.",
+                            positive=True),
+                "c_in": Key("float", 0.3, "Correlation of the two inputs about their mean."),
+                "mean_in": Key("float", 0.0, "Constant added to every input coordinate (pde form)."),
+                "width": Key("int", 1000, "Width of the random residual network (0: maps only).", minimum=0),
+                "replicates": Key("int", 100, "Networks of the same law for the sampling error.", minimum=0),
+                "seed": Key("int", 0, "Seed of the random networks.", minimum=0),
+            },
             "lr_control": {
                 "a": Key("float", 1.0, "Curvature of f(x) = a x^2/2.", positive=True),
                 "eta": Key("float", 0.1, "Learning rate (SME time t = k eta).", positive=True),
@@ -90,6 +162,10 @@ class MeanFieldModel(Model):
                 raise CaseError("sigma_w^2 must be positive", key="mesh.lower")
             if mesh["lower"][1] < 0.0:
                 raise CaseError("sigma_b^2 must be >= 0", key="mesh.lower")
+        if "ntk" in analyses:
+            ntk_inputs(data["model"]["ntk"]["inputs"])
+        if abs(data["model"]["residual"]["c_in"]) > 1.0:
+            raise CaseError("a correlation lies in [-1, 1]", key="model.residual.c_in")
         if abs(data["model"]["maps"]["c_in"]) > 1.0:
             raise CaseError("a correlation lies in [-1, 1]", key="model.maps.c_in")
         return data
@@ -107,7 +183,7 @@ class MeanFieldModel(Model):
         units = 0
         if "phase" in self.analyses:
             units += self.mesh.size
-        return units + sum(a in self.analyses for a in ("maps", "lr_control"))
+        return units + sum(a in self.analyses for a in ("maps", "lr_control", "ntk", "residual"))
 
     # -- analyses -----------------------------------------------------------
     def _phase(self, sink, progress):
@@ -146,7 +222,10 @@ class MeanFieldModel(Model):
                "maps_width": width, "maps_replicates": reps if width > 0 else 0, "maps_q_star": qs, "maps_c_star": cs, "maps_chi_1": mf.chi_1(sw2, sb2, a, qs),
                "maps_chi_c": chi_c, "maps_xi_q": mf.xi_q(sw2, sb2, a, qs),
                "maps_xi_c": mf.depth_scale(chi_c), "maps_critical_sw2": mf.critical_sw2(sb2, a),
-               "maps_trainable_depth": 6.0 * mf.depth_scale(chi_c)}
+               "maps_trainable_depth": trainability.MEASURED_FACTOR * mf.depth_scale(chi_c),
+               "maps_trainable_depth_factor": trainability.MEASURED_FACTOR,
+               "maps_trainable_depth_schoenholz": 6.0 * mf.depth_scale(chi_c),
+               "maps_trainable_depth_review": 4.5 * mf.depth_scale(chi_c)}
         progress(1)
         return out
 
@@ -179,6 +258,71 @@ class MeanFieldModel(Model):
         for name, r in res.items():
             for k, v in r.items():
                 out[f"lr_loss_{name}_{k}"] = v
+        progress(1)
+        return out
+
+    def _ntk(self, sink, progress):
+        c, a = self.case, self.activation
+        X = ntk_inputs(c["model.ntk.inputs"], load=True)
+        depth, sw2, sb2 = c["model.ntk.depth"], c["model.ntk.sw2"], c["model.ntk.sb2"]
+        if sb2 == 0.0 and np.any(np.einsum("ij,ij->i", X, X) == 0.0):
+            raise CaseError("a zero input with sigma_b^2 = 0 has a degenerate kernel", key="model.ntk.sb2")
+        K, Theta = ntk.nngp_ntk(X, depth, sw2, sb2, a)
+        sink.write("analysis", "ntk_inputs", X)
+        sink.write("analysis", "nngp", K, {"meaning": f"NNGP kernel K^L after L = {depth} layers"})
+        sink.write("analysis", "ntk", Theta, {"meaning": f"infinite-width NTK Theta^L, L = {depth}, "
+                                                         "NTK parameterisation (Jacot et al. 2018)"})
+        lam = np.linalg.eigvalsh(Theta)
+        sink.write("analysis", "ntk_eigenvalues", lam)
+        out = {"ntk_depth": depth, "ntk_sw2": sw2, "ntk_sb2": sb2, "ntk_inputs_n": X.shape[0],
+               "ntk_lambda_min": float(lam[0]), "ntk_lambda_max": float(lam[-1]),
+               "ntk_parameterisation": "ntk (Jacot et al. 2018): W, b ~ N(0,1); "
+                                       "h = sigma_w/sqrt(n) W phi + sigma_b b"}
+        width = c["model.ntk.width"]
+        if width > 0:
+            p = ntk.init_params(X.shape[1], width, depth, seed=c["model.ntk.seed"])
+            emp = ntk.empirical_ntk(p, X, sw2, sb2, a)
+            sink.write("analysis", "ntk_empirical", emp, {"meaning": f"J J^T of one random width-{width} network"})
+            out["ntk_width"] = width
+            out["ntk_empirical_relative_error"] = float(np.linalg.norm(emp - Theta) / np.linalg.norm(Theta))
+        progress(1)
+        return out
+
+    def _residual(self, sink, progress):
+        c, a = self.case, self.activation
+        r = {k: c[f"model.residual.{k}"] for k in ("form", "sw2", "sb2", "tau", "depth", "q_in", "c_in",
+                                                   "mean_in", "width", "replicates", "seed")}
+        dim = max(r["width"], 2)
+        X = empirical.correlated_inputs(r["q_in"], r["c_in"], dim, np.random.default_rng(r["seed"]))
+        X = X + (r["mean_in"] if r["form"] == "pde" else 0.0)
+        Q0, m0 = residual.input_stats(X, r["form"], r["sw2"], r["sb2"])
+        if r["width"] == 0:             # the inputs' exact statistics, without a finite sample
+            Q0 = np.array([[1.0, r["c_in"]], [r["c_in"], 1.0]]) * r["q_in"]
+            m0 = np.zeros(2)
+            if r["form"] == "pde":
+                Q0, m0 = Q0 + r["mean_in"] ** 2, m0 + r["mean_in"]
+            else:
+                Q0 = r["sw2"] * Q0 + r["sb2"]
+        args = (r["sw2"], r["sb2"], a)
+        s = residual.propagate(Q0, m0, *args, r["depth"], r["tau"], r["form"])
+        sink.write("analysis", "residual_layer", np.arange(r["depth"] + 1))
+        sink.write("analysis", "residual_q", s.q, {"meaning": "mean-field q_l (mean of the two inputs), l = 0..L"})
+        sink.write("analysis", "residual_c", s.c, {"meaning": "mean-field correlation c_l, l = 0..L"})
+        sink.write("analysis", "residual_m", s.m.mean(axis=1), {"meaning": "mean-field per-unit mean m_l"})
+        lim = residual.depth_limit(Q0, m0, *args, r["depth"] * r["tau"], form=r["form"])
+        out = {f"residual_{k}": v for k, v in r.items()}
+        out.update(residual_limit_T=r["depth"] * r["tau"], residual_limit_q=float(lim.q[-1]),
+                   residual_limit_c=float(lim.c[-1]), residual_q_final=float(s.q[-1]),
+                   residual_c_final=float(s.c[-1]))
+        if r["width"] > 0:
+            net = residual.random_residual(X, *args, r["depth"], r["tau"], r["form"], seed=r["seed"] + 1)
+            sink.write("analysis", "residual_network_q", net.q, {"meaning": "measured q_l of one random network"})
+            sink.write("analysis", "residual_network_c", net.c, {"meaning": "measured c_l of one random network"})
+            if r["replicates"] > 1:
+                reps = residual.conditional_residual(X, *args, r["depth"], r["tau"], r["form"], r["replicates"],
+                                                     seed=r["seed"] + 2)
+                sink.write("analysis", "residual_network_q_stderr", reps.q.std(0, ddof=1))
+                sink.write("analysis", "residual_network_c_stderr", reps.c.std(0, ddof=1))
         progress(1)
         return out
 

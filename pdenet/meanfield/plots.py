@@ -47,6 +47,10 @@ def _analyses(result):
         present.append("maps")
     if "lr_t" in a and any(k.startswith("u_") for k in result.groups.get("controls", {})):
         present.append("lr_control")
+    if "nngp" in a and "ntk" in a:
+        present.append("ntk")
+    if "residual_q" in a:
+        present.append("residual")
     return present
 
 
@@ -114,7 +118,14 @@ def _lr_data(result):
 def figure_data(result, field=None):
     """The arrays each panel draws, keyed by analysis ("phase", "maps", "lr_control")."""
     builders = {"phase": lambda: _phase_data(result, field), "maps": lambda: _maps_data(result),
-                "lr_control": lambda: _lr_data(result)}
+                "lr_control": lambda: _lr_data(result),
+                "ntk": lambda: {k: np.asarray(v) for k, v in result.groups["analysis"].items()
+                                if k in ("nngp", "ntk", "ntk_empirical", "ntk_eigenvalues")},
+                "residual": lambda: {**{k: np.asarray(v) for k, v in result.groups["analysis"].items()
+                                        if k.startswith("residual_")},
+                                     "form": _attr(result, "residual_form", "?"),
+                                     "limit_q": _attr(result, "residual_limit_q", math.nan),
+                                     "limit_c": _attr(result, "residual_limit_c", math.nan)}}
     return {name: builders[name]() for name in _analyses(result)}
 
 
@@ -288,16 +299,56 @@ def _draw_lr(fig, slot, d):
     ax.legend(fontsize=8, loc="upper left")
 
 
-DRAW = {"phase": _draw_phase, "maps": _draw_maps, "lr_control": _draw_lr}
+def _draw_ntk(fig, slot, d):
+    mats = [("nngp", "NNGP kernel K^L"), ("ntk", "NTK Theta^L (infinite width)")]
+    if "ntk_empirical" in d:
+        mats.append(("ntk_empirical", "empirical NTK J J^T (finite width)"))
+    lo = min(float(d[k].min()) for k, _ in mats)
+    hi = max(float(d[k].max()) for k, _ in mats)
+    for i, (k, title) in enumerate(mats):
+        ax = fig.add_subplot(slot(i, i + 1))
+        im = ax.imshow(d[k], cmap="viridis", vmin=lo, vmax=hi)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("input j")
+        ax.set_ylabel("input i")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax = fig.add_subplot(slot(3, 5))
+    ax.semilogy(np.arange(1, d["ntk_eigenvalues"].size + 1), d["ntk_eigenvalues"][::-1], "o-")
+    ax.set_xlabel("index")
+    ax.set_ylabel("eigenvalue of Theta")
+    ax.set_title("NTK spectrum (lambda_min sets the GD rate)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+
+
+def _draw_residual(fig, slot, d):
+    layer = d["residual_layer"]
+    for i, (k, label) in enumerate((("q", "q_l"), ("c", "c_l"))):
+        ax = fig.add_subplot(slot(3 * i, 3 * i + 3))
+        ax.plot(layer, d[f"residual_{k}"], "k-", label="mean-field map")
+        if f"residual_network_{k}" in d:
+            err = d.get(f"residual_network_{k}_stderr")
+            ax.errorbar(layer, d[f"residual_network_{k}"], yerr=None if err is None else 2 * err, fmt="o",
+                        ms=3, capsize=2, label="random network (± 2 s.e.)")
+        ax.axhline(d[f"limit_{k}"], ls="--", color="C3", label="tau -> 0 limit at T = L tau")
+        ax.set_xlabel("layer l")
+        ax.set_ylabel(label)
+        ax.set_title(f"residual ({d['form']}): {label}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+DRAW = {"phase": _draw_phase, "maps": _draw_maps, "lr_control": _draw_lr, "ntk": _draw_ntk,
+        "residual": _draw_residual}
 ROW_TITLES = {"phase": "phase diagram", "maps": "maps vs random network",
-              "lr_control": "learning-rate control (SGD on a quadratic)"}
+              "lr_control": "learning-rate control (SGD on a quadratic)", "ntk": "NNGP / NTK",
+              "residual": "residual maps vs random network"}
 
 
 def make_figure(result, field=None):
     """The matplotlib figure of :func:`plot_meanfield` (caller closes it)."""
     data = figure_data(result, field)
     if not data:
-        raise KeyError("nothing to plot: the file holds no phase, maps or lr_control analysis")
+        raise KeyError("nothing to plot: the file holds no phase, maps, lr_control, ntk or residual analysis")
     rows = list(data)
     fig = plt.figure(figsize=(17, ROW_HEIGHT * len(rows) + 0.6), layout="constrained")
     gs = fig.add_gridspec(len(rows), 6)

@@ -109,9 +109,9 @@ class NetworkModel(Model):
         "train": {
             "method": Key("str", "none", "Training driver (solvers.optim): `none` (one forward and "
                           "co-state solve), projected `gd`, `adam`, `pam` (Algorithm 1), `msa` "
-                          "(Algorithm 2), `emsa` (extended MSA); the thesis's drivers (pdenet/network/"
-                          "methods.py) `momentum`, `nesterov`, `entropy-sgd`, `hj`, `heat`, `elastic`, "
-                          "`parle`.", choices=["none", *METHODS]),
+                          "(Algorithm 2), `emsa` (extended MSA), `maml` (meta-learning on sine tasks, review §5); "
+                          "the thesis's drivers (pdenet/network/methods.py) `momentum`, `nesterov`, "
+                          "`entropy-sgd`, `hj`, `heat`, `elastic`, `parle`.", choices=["none", *METHODS]),
             "iterations": Key("int", 100, "Outer iterations.", minimum=0),
             "lr": Key("float", 0.01, "gd/adam: step size.", positive=True),
             "batch_size": Key("int", 0, "Mini-batch size (0: full batch); every method but pam (msa/emsa: "
@@ -135,6 +135,25 @@ class NetworkModel(Model):
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
                               positive=True),
             **THESIS_KEYS,
+            # review §5: risk-aware objective (network/risk.py), adversarial training (network/adversarial.py)
+            "risk_k": Key("float", 0.0, "Risk-aware objective (1/k) log mean exp(k Phi_s): k > 0 risk averse, "
+                          "k < 0 risk seeking, 0 the mean loss (gd/adam/pam)."),
+            "adversary": Key("str", "none", "Adversarial training (minimax, gd/adam): `fgsm` (one step) or "
+                             "`pgd` on the input co-state lambda_0; `none`.", choices=["none", "fgsm", "pgd"]),
+            "adversary_eps": Key("float", 0.1, "Radius of the perturbation ball.", positive=True),
+            "adversary_norm": Key("str", "linf", "Ball: `linf` or `l2` (the L2(Y) norm).", choices=["linf", "l2"]),
+            "adversary_steps": Key("int", 10, "pgd: ascent steps.", positive=True),
+            "adversary_alpha": Key("float", 0.0, "pgd: step size (0: 2.5 eps / steps).", minimum=0.0),
+            "maml_inner_lr": Key("float", 0.5, "maml: inner-loop (adaptation) step alpha.", positive=True),
+            "maml_inner_steps": Key("int", 1, "maml: inner gradient steps N.", positive=True),
+            "maml_order": Key("int", 2, "maml: 2 exact meta-gradient (Hessian-vector products by central "
+                              "differences of adjoint gradients), 1 first-order MAML.", choices=[1, 2]),
+            "maml_meta_batch": Key("int", 5, "maml: tasks per outer step.", positive=True),
+            "maml_shots": Key("int", 10, "maml: support (and query) samples per task.", positive=True),
+            "adversary_mix": Key("float", 0.0, "Mixture ratio alpha of the review's eq. 57: minimise "
+                                 "alpha J(clean) + (1 - alpha) J(attacked); 0: the pure minimax (56).", minimum=0.0),
+            "robust_eval": Key("bool", False, "Record the held-out accuracy under the adversary_* attack "
+                               "(fgsm when adversary = none) even without adversarial training."),
         },
     }
 
@@ -162,6 +181,8 @@ class NetworkModel(Model):
         if out["loss"] == "softmax" and out["kind"] != "classes":
             raise CaseError("softmax needs output kind = 'classes'", key="model.output.loss")
         tr = data["train"]
+        if tr["adversary_mix"] > 1.0:
+            raise CaseError(f"a mixture ratio lies in [0, 1], got {tr['adversary_mix']}", key="train.adversary_mix")
         for key in ("box_a", "box_b"):
             box = tr[key]
             if box is not None and (not isinstance(box, list) or len(box) != 2 or box[0] > box[1]):
@@ -405,7 +426,10 @@ class NetworkModel(Model):
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
                                               "inner_maxiter", "rho", "controls", "head_lr", "box_a",
-                                              "box_b", "eval_every", *THESIS_OPTIONS)}
+                                              "box_b", "eval_every", *THESIS_OPTIONS, "risk_k", "adversary", "adversary_eps",
+                                              "adversary_norm", "adversary_steps", "adversary_alpha", "adversary_mix", "robust_eval",
+                                              "maml_inner_lr", "maml_inner_steps", "maml_order", "maml_meta_batch",
+                                              "maml_shots")}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
 
@@ -431,7 +455,12 @@ TRAIN_DOCS = {"loss": "J at the iterate (the mini-batch loss with batch_size > 0
               "test_loss": "held-out loss", "test_accuracy": "held-out accuracy",
               "gradient_evaluations": "cumulative gradient evaluations (mini-batch ones with batch_size > 0)",
               "gamma": "scope gamma_k of the outer iteration (entropy-sgd, hj, parle; heat: the variance)",
-              "coupling": "coupling rho_k of the replicas (elastic, parle)"}
+              "coupling": "coupling rho_k of the replicas (elastic, parle)",
+              "mean_loss": "risk_k: mean of the per-sample losses", "loss_std": "risk_k: their standard deviation",
+              "test_robust_accuracy": "adversary: held-out accuracy under the attack (first and last iteration)",
+              "maml_query_loss_before": "maml: mean query loss on 100 held-out tasks without adaptation",
+              "maml_query_loss_adapted": "maml: mean query loss on 100 held-out tasks after the inner steps",
+              "maml_query_loss_adapted_stderr": "maml: its standard error"}
 
 
 class Layer(NamedTuple):

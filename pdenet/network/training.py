@@ -25,8 +25,9 @@ from . import methods as thesis
 from .distributed import DataParallel, parallel
 from .objective import BatchObjective, NetworkObjective, pam_groups
 from .emsa import LayeredPMP
+from . import adversarial, maml, risk
 
-METHODS = ("gd", "adam", "pam", "msa", "emsa", *thesis.METHODS)
+METHODS = ("gd", "adam", "pam", "msa", "emsa", "maml", *thesis.METHODS)
 
 __all__ = ["METHODS", "train"]
 
@@ -55,10 +56,17 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
-         "keep": "all", **options}
+         "keep": "all", "risk_k": 0.0, "adversary": "none", "adversary_eps": 0.1, "adversary_norm": "linf",
+         "adversary_steps": 1, "adversary_alpha": 0.0, "adversary_mix": 0.0, "robust_eval": False, **options}
     if method not in METHODS:
         raise ValueError(f"unknown training method {method!r}; use one of {', '.join(METHODS)}")
+    if method == "maml":        # review §5 (58)-(59): meta-training on sine tasks, network/maml.py
+        return _train_maml(net, o, progress, on_history, comm)
     box = _box(o, net)
+    _check_control_options(o, method, comm)     # §5 objectives: risk-aware (risk.py), adversarial (adversarial.py)
+    base_head = net.head
+    if o["risk_k"] != 0.0:
+        net.head = risk.RiskHead(base_head, o["risk_k"])
     engine = net
     if parallel(comm) and method in thesis.REPLICA_METHODS:
         pass        # replicas split over the ranks, each rank evaluating whole gradients (.drivers)
@@ -70,6 +78,13 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
                                    o["keep"], engine)
     else:
         objective = NetworkObjective(net, inputs, targets, o["keep"], engine)
+    attack = None
+    if o["adversary"] != "none" or o["robust_eval"]:
+        steps = o["adversary_steps"] if o["adversary"] == "pgd" else 1
+        attack = dict(eps=o["adversary_eps"], norm=o["adversary_norm"], steps=steps,
+                      alpha=o["adversary_alpha"] or None, h=net.h)
+    if o["adversary"] != "none":
+        objective = adversarial.AdversarialObjective(objective, **attack, mix=o["adversary_mix"])
 
     def replica_objective(a):       # elastic/parle: replica a's own mini-batch stream
         if batched:
@@ -89,6 +104,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
                 row["test_loss"] = J
                 for key, v in m.items():
                     row["test_" + key] = v
+                if attack is not None and (k == 0 or k == o["iterations"]):
+                    row["test_robust_accuracy"] = adversarial.robust_accuracy(engine, *test, **attack)
         return row
 
     rows = []
@@ -124,10 +141,48 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
             else:
                 optim.emsa(system, o["iterations"], o["rho"], callback=callback)
     finally:
+        net.head = base_head
         history = _merge(rows, extra)
         if on_history is not None:
             on_history(history)
     return history
+
+
+def _train_maml(net, o, progress, on_history, comm):
+    if parallel(comm):
+        raise ValueError("maml runs on one rank only")
+    if net.head.kind != "classes" or net.head.outputs != 1 or net.head.loss_name != "l2":
+        raise ValueError("maml regresses a scalar: model.output kind = 'classes', classes = 1, loss = 'l2'")
+    history = {}
+    try:
+        args = dict(iterations=o["iterations"], lr=o["lr"], meta_batch=o.get("maml_meta_batch", 5),
+                    shots=o.get("maml_shots", 10), inner_lr=o.get("maml_inner_lr", 0.5),
+                    inner_steps=o.get("maml_inner_steps", 1), seed=o["seed"])
+        loss = maml.train_maml(net, order=o.get("maml_order", 2), progress=progress, **args)
+        history = {"loss": loss, "iteration": np.arange(1, loss.size + 1, dtype=float)}
+        shots, alpha, steps = args["shots"], args["inner_lr"], args["inner_steps"]
+        m0, s0 = maml.evaluate(net, shots=shots, inner_lr=alpha, inner_steps=0)
+        m1, s1 = maml.evaluate(net, shots=shots, inner_lr=alpha, inner_steps=steps)
+        history.update(maml_query_loss_before=np.array([m0]), maml_query_loss_adapted=np.array([m1]),
+                       maml_query_loss_adapted_stderr=np.array([s1]))
+    finally:
+        if on_history is not None and history:
+            on_history(history)
+    return history
+
+
+def _check_control_options(o, method, comm):
+    if o["risk_k"] != 0.0 or o["adversary"] != "none":
+        if parallel(comm):
+            raise ValueError("risk_k / adversary run on one rank only (the risk measure couples the "
+                             "samples; the attack needs the whole input co-state)")
+    if o["risk_k"] != 0.0 and method in ("msa", "emsa"):
+        raise ValueError(f"risk_k needs a gradient driver (gd, adam, pam), not {method}")
+    if o["adversary"] != "none":
+        if method not in ("gd", "adam"):
+            raise ValueError(f"adversarial training runs with gd or adam, not {method}")
+        if o["adversary"] not in ("fgsm", "pgd") or o["adversary_norm"] not in adversarial.NORMS:
+            raise ValueError("adversary is none, fgsm or pgd and adversary_norm linf or l2")
 
 
 def _merge(rows, extra):
