@@ -102,6 +102,13 @@ class Key:
 
 # ---------------------------------------------------------------------------
 # Common tables
+#: ``[solver] threads`` of a model with parallel numba kernels (add it to the model's schema)
+THREADS_KEY = Key("int", None, "Threads of the model's parallel numba kernels; default: NUMBA_NUM_THREADS "
+                  "when the environment sets it, else 1 (and 1 per rank under MPI). Each cell is computed "
+                  "by one thread, so the result does not depend on it. On a shared machine more threads "
+                  "can be slower: a thread waiting for a busy core stalls every parallel loop.",
+                  positive=True)
+
 COMMON_SCHEMA = {
     "case": {
         "name": Key("str", "case", "Short name; the default output file is <name>.h5."),

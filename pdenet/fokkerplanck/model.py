@@ -19,11 +19,11 @@ import numpy as np
 from solvers.linear import steady_state
 from solvers.march import Frame, march, require_finite
 
-from ..case import Key, resolve_time
+from ..case import THREADS_KEY, Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
 from ..io.sink import SinkWriter
-from ..models.base import THREADS_KEY, Model
+from ..models.base import Model
 from . import analysis
 from . import diagnostics as fpd
 from .coefficients import Coefficients, Diffusion, Drift, Potential

@@ -8,7 +8,7 @@ import numpy as np
 
 from solvers.march import SaveSchedule, march
 
-from ..case import REQUIRED, Key, resolve_time
+from ..case import REQUIRED, THREADS_KEY, Key, resolve_time
 from ..errors import CaseError
 from ..expr import coordinate_env, coordinate_names
 from ..io.sink import SinkWriter
@@ -19,7 +19,7 @@ from ..landscape import Landscape, interpolate, second_difference_max
 from .common import OUTPUTS_ALIAS, TIME_SCHEMA, check_mesh, outputs_alias, resolve_nu
 from .observers import ExactErrors, LastDiagnostics, Semiconcavity, SolutionFields, StateField
 from .scheme import STEPPERS, HJScheme, HJSystem
-from ..models.base import THREADS_KEY, Model
+from ..models.base import Model
 
 NAMED_EXACT = ("cole-hopf", "hopf-lax", "heat")
 COMPARE = ("inviscid", "heat")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Se
 import numpy as np
 import numpy.typing as npt
 
-from ..case import Key
 from ..errors import CaseError, ExpressionError
 from ..mesh import Mesh, MeshError
 from ..resources import check_threads
@@ -32,13 +31,6 @@ if TYPE_CHECKING:
     from ..io.sink import Sink
 
 
-
-#: ``[solver] threads`` of a model with parallel numba kernels (add it to the model's schema)
-THREADS_KEY = Key("int", None, "Threads of the model's parallel numba kernels; default: NUMBA_NUM_THREADS "
-                  "when the environment sets it, else 1 (and 1 per rank under MPI). Each cell is computed "
-                  "by one thread, so the result does not depend on it. On a shared machine more threads "
-                  "can be slower: a thread waiting for a busy core stalls every parallel loop.",
-                  positive=True)
 
 class CaseLike(Protocol):
     """What :class:`Model` reads of its case. :class:`pdenet.case.Case` is one; the protocol keeps
