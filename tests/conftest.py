@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import numpy as np
@@ -6,6 +7,12 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = os.path.join(ROOT, "cases")
+
+# The signal tests send Ctrl-C to runs in this process and to child processes. A shell that
+# starts pytest in the background (`pytest ... &`, nohup) leaves SIGINT ignored, which Python
+# and pdenet respect (and children inherit): those tests would then see no interrupt at all.
+# Ctrl-C is given its normal meaning for the test session.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
