@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import OutputError
+from .netcdf import dim_names, label_file
 from .sink import Sink
 
 if TYPE_CHECKING:
@@ -114,17 +115,18 @@ class H5Sink(Sink):
         return {}
 
     def _attach_scales(self, dset: Any) -> None:
-        dset.dims[0].attach_scale(self.fh["time"])
-        dset.dims[0].label = "t"
-        if self.mesh is None:
-            return
-        nd = self.mesh.ndim
-        lead = dset.ndim - nd
-        if lead == 2:
-            dset.dims[1].label = "sample"
-        for d in range(nd):
-            dset.dims[lead + d].attach_scale(self.fh[f"mesh/x{d + 1}"])
-            dset.dims[lead + d].label = f"x{d + 1}"
+        """A field's axes: time, [sample,] x1..xn -- coordinates at the root (netcdf.py)."""
+        cells = tuple(self.mesh.cells) if self.mesh is not None else None
+        names = dim_names("fields", dset.name.rsplit("/", 1)[1], dset.shape, cells, {})
+        for k, dim in enumerate(names):
+            if dim == "sample" and "sample" not in self.fh:
+                s = self.fh.create_dataset("sample", data=np.arange(dset.shape[k], dtype=np.int64))
+                s.make_scale("sample")
+            if dim in ("time", "sample") or (dim.startswith("x") and dim in self.fh):
+                if dim != "time" and self.fh[dim].shape[0] != dset.shape[k]:
+                    continue      # another sample count: labelled by finish
+                dset.dims[k].attach_scale(self.fh[dim])
+                dset.dims[k].label = dim
 
     def _dset(self, path: str) -> Any:
         if path not in self._open:
@@ -236,6 +238,9 @@ class H5Sink(Sink):
         self.mesh = mesh
         self.set_attrs(attrs)
         self.fh.attrs["status"] = "running"
+        # room for the closing message in the root's header now: added at the end, on a full disk,
+        # it needs new space there that cannot be written (the file would become unreadable)
+        self.fh.attrs["message"] = ""
         if mesh is not None:
             g = self.fh.create_group("mesh")
             desc = mesh.describe()
@@ -244,11 +249,13 @@ class H5Sink(Sink):
             g.attrs["cells"] = desc["cells"]
             g.attrs["boundary"] = json.dumps(desc["boundary"])
             g.attrs["ndim"] = mesh.ndim
+            # cell centres: coordinate variables (dimension scales) at the root, where netCDF-4
+            # lets every group use them (netcdf.py); /mesh keeps the attributes
             for d, axis in enumerate(mesh.axes):
-                ds = g.create_dataset(f"x{d + 1}", data=axis)
+                ds = self.fh.create_dataset(f"x{d + 1}", data=axis)
                 ds.make_scale(f"x{d + 1}")
         t = self.fh.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-        t.make_scale("t")
+        t.make_scale("time")
         self.fh.flush()
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
@@ -264,7 +271,7 @@ class H5Sink(Sink):
                     dset = self._field(name, arr.shape)
                     dset.resize((self.n_saves,) + arr.shape)
                     dset[i] = arr
-                group = self.fh.require_group("diagnostics")
+                group = self.fh.require_group("diagnostics") if diagnostics else None
                 for name, value in diagnostics.items():
                     if name not in group:
                         group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
@@ -322,12 +329,19 @@ class H5Sink(Sink):
     def finish(self, status: str = "complete", message: str = "") -> None:
         if self.fh is None:
             return
+        if not self.error:
+            try:   # name every axis not named yet (netCDF-4 dimensions); skipped after a failed write
+                label_file(self.fh, tuple(self.mesh.cells) if self.mesh is not None else None)
+            except IO_ERRORS:
+                pass
         failed, self.error = self.error, ""
         try:
             with self._writing(f"status {status}"):
                 self.fh.attrs["status"] = status
                 if message:
                     self.fh.attrs["message"] = message
+                elif "message" in self.fh.attrs and not self.fh.attrs["message"]:
+                    del self.fh.attrs["message"]
                 self.fh.close()
         except OutputError:
             try:
