@@ -15,5 +15,6 @@ from .io import Result, open_result as open  # noqa: A001 - the documented API n
 from .mesh import Boundary, Mesh
 from .runner import run, validate
 
-__all__ = ["__version__", "Case", "load_case", "validate", "run", "open", "Result", "Mesh", "Boundary",
+# ``open`` is left out of __all__ (it is pdenet.open): ``from pdenet import *`` must not shadow the builtin
+__all__ = ["__version__", "Case", "load_case", "validate", "run", "Result", "Mesh", "Boundary",
            "PdenetError", "CaseError", "ExpressionError", "OutputError", "SolverError"]

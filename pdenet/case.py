@@ -232,6 +232,19 @@ class Case:
         self.raw, self.data, self.source = raw, data, source
         self.model_cls, self.base_dir = model_cls, base_dir
 
+    def __repr__(self):
+        parts = [f"{self.name!r}", f"model={self.model!r}"]
+        if self.source:
+            parts.append(f"source={self.source!r}")
+        cells = self.get("mesh.cells")
+        if cells is not None:
+            parts.append(f"mesh.cells={cells}")
+        for key in ("time.steps", "time.t_end", "time.stepper", "train.method", "train.iterations"):
+            value = self.get(key)
+            if value is not None:
+                parts.append(f"{key}={value!r}")
+        return f"Case({', '.join(parts)})"
+
     def __getitem__(self, dotted):
         node = self.data
         for part in dotted.split("."):

@@ -36,7 +36,8 @@ def build_parser():
                    help="replace an existing output even if it is not a pdenet HDF5 file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also report wall time and numba kernels loaded from cache / compiled")
+                   help="also report wall time and numba kernels loaded from cache / compiled, and show "
+                   "the messages of the 'pdenet' logger (INFO) on stderr")
     _add_set(p)
 
     p = sub.add_parser("validate", help="check a case file without running it")
@@ -91,6 +92,10 @@ def cmd_run(args):
 
     from .parallel import world
 
+    if args.verbose:
+        from .log import verbose
+
+        verbose()
     start = time.perf_counter()
     comm = world()
     result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,

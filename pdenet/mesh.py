@@ -251,4 +251,8 @@ class Mesh:
         return isinstance(other, Mesh) and self.describe() == other.describe()
 
     def __repr__(self):
-        return f"Mesh(lower={list(self.lower)}, upper={list(self.upper)}, cells={list(self.cells)})"
+        kinds = [[s.kind for s in pair] for pair in self.boundary]
+        bc = kinds[0][0] if all(k == kinds[0][0] for pair in kinds for k in pair) else kinds
+        def g(v):
+            return "[" + ", ".join(f"{float(x):g}" for x in v) + "]"
+        return f"Mesh(lower={g(self.lower)}, upper={g(self.upper)}, cells={list(self.cells)}, boundary={bc!r})"

@@ -185,10 +185,9 @@ def run_one(index, case_path, overrides, path, rank=0):
 
 
 def _bar(total, quiet):
-    from tqdm import tqdm
+    from .log import progress
 
-    return tqdm(total=total, desc="sweep", unit="case", file=sys.stderr, leave=False,
-                disable=True if quiet else None, dynamic_ncols=True)
+    return progress(total, "sweep", quiet, unit="case")
 
 
 def sweep(case_path, grid_items, outdir=None, overrides=(), quiet=False, comm=None):

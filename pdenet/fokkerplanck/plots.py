@@ -7,7 +7,7 @@ visible as closed streamlines), and the diagnostics. 3-D: mid-plane slices.
 """
 import numpy as np
 
-from ..plot import plt
+from ..plot import saved, plt
 
 _SHOWN = ("mass", "free_energy", "relative_entropy", "survival", "circulation", "current_l1",
           "error_rho_l2", "particle_l1", "sgd_l1")
@@ -51,7 +51,7 @@ def _survival_panel(ax, result):
     ax.legend(fontsize=7)
 
 
-def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
+def plot_fokker_planck(result, path=None, field=None, sample=0, diagnostics=True):
     mesh = result.mesh
     rho = result.fields.get(field or "rho")
     if rho is None:
@@ -113,6 +113,4 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
             _diag_panel(axes[3], result)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

@@ -130,6 +130,40 @@ class Result:
             nodes[f"/{gpath}"] = ds
         return xr.DataTree.from_dict(nodes)
 
+    def _overview(self) -> list[tuple[str, str]]:
+        """(label, text) rows shared by the repr and the HTML repr."""
+        rows = [("model", f"{self.attrs.get('model')}  (case {self.attrs.get('case_name')}, "
+                          f"status {self.status})")]
+        if self.path:
+            rows.append(("file", str(self.path)))
+        if self.mesh is not None:
+            rows.append(("mesh", f"{list(self.mesh.cells)} cells on "
+                                 f"{' x '.join(f'[{lo:g}, {hi:g}]' for lo, hi in zip(self.mesh.lower, self.mesh.upper))}"))
+        if self.time.size:
+            rows.append(("time", f"{self.time.size} saves, t = {self.time[0]:g} .. {self.time[-1]:g}"))
+        if self.fields:
+            rows.append(("fields", ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in self.fields.items())))
+        if self.diagnostics:
+            rows.append(("diagnostics", ", ".join(self.diagnostics)))
+        for g, items in self.groups.items():
+            if items:
+                names = list(items)
+                more = f", ... ({len(names)} arrays)" if len(names) > 8 else ""
+                rows.append((g, ", ".join(names[:8]) + more))
+        return rows
+
+    def __repr__(self) -> str:
+        rows = self._overview()
+        width = max(len(k) for k, _ in rows)
+        return "<pdenet.Result\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + ">"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in self._overview())
+        return f"<div><b>pdenet.Result</b><table>{body}</table></div>"
+
     @property
     def status(self) -> str:
         return self.attrs.get("status", "unknown")
