@@ -75,6 +75,10 @@ def build_parser():
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
     _add_set(p)
 
+    p = sub.add_parser("schema", help="the case schema as JSON Schema (for editor completion of case files)")
+    p.add_argument("model", nargs="?", help="one model's schema (default: every model, chosen by [case] model)")
+    p.add_argument("-o", "--output", help="write it to this file (default: standard output)")
+
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
     from .bench import SUITES
 
@@ -230,7 +234,21 @@ def cmd_bench(args):
     return bench_main(args)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
+def cmd_schema(args):
+    import json
+
+    from .case import json_schema
+
+    text = json.dumps(json_schema(args.model), indent=1) + "\n"
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"schema": cmd_schema, "run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
             "converge": cmd_converge, "sweep": cmd_sweep, "bench": cmd_bench}
 
 

@@ -202,6 +202,8 @@ def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(),
     with interrupts.installed():
         try:
             sink.start(provenance(case), model.mesh)
+            for key, (values, attrs) in case.input_arrays().items():   # Case.from_dict arrays/functions
+                sink.write("inputs", key, values, attrs)
             # overflow is detected and reported by the solvers (non-finite state), not warned about
             with np.errstate(over="ignore", invalid="ignore"):
                 model.run(sink, interrupts.progress(bar.update))
