@@ -271,7 +271,7 @@ class H5Sink(Sink):
                     dset = self._field(name, arr.shape)
                     dset.resize((self.n_saves,) + arr.shape)
                     dset[i] = arr
-                group = self.fh.require_group("diagnostics") if diagnostics else None
+                group: Any = self.fh.require_group("diagnostics") if diagnostics else {}
                 for name, value in diagnostics.items():
                     if name not in group:
                         group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
