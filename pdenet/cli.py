@@ -30,8 +30,10 @@ def build_parser():
                     "e.g. --petsc -ksp_type bcgs -pc_type gamg -ksp_monitor; they override the case "
                     "file's [solver] petsc_options.")
     p = sub.add_parser("run", help="solve a case and write its HDF5 file", epilog=petsc_epilog)
-    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("case", nargs="?", help="case file (TOML)")
     p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
+    p.add_argument("--resume", metavar="OUT.h5", help="continue the time integration of this file (interrupted, "
+                   "failed or, with a longer time.t_end/time.steps, complete) from its last save")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output even if it is not a pdenet HDF5 file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -92,6 +94,8 @@ def build_parser():
 def cmd_run(args):
     import time
 
+    from .errors import CaseError
+
     from .runner import run
 
     from .parallel import world
@@ -102,8 +106,16 @@ def cmd_run(args):
         verbose()
     start = time.perf_counter()
     comm = world()
-    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
-                 force=args.force)
+    if args.resume is not None or args.case is None:
+        from .restart import resume
+
+        if args.resume is None or args.case is not None:
+            raise CaseError("give a case file, or --resume OUT.h5 without one", key="pdenet run")
+        result = resume(args.resume, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
+                        force=args.force)
+    else:
+        result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
+                     force=args.force)
     if comm.Get_rank() != 0:
         return 0
     if not args.quiet:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -170,7 +170,8 @@ def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) 
     return loaded.model_cls(loaded, comm)
 
 
-def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(), comm=None, force=False):
+def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(), comm=None, force=False,
+        resume=None):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
     ``case``: a path, TOML text or a loaded :class:`~pdenet.case.Case`.
@@ -182,7 +183,7 @@ def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(),
     ``force``: replace an existing output that is not a pdenet HDF5 file (the case file too).
     ``quiet``: True, no progress bar; False, always one; None (default), one once the run has
     lasted 2 s (a widget in Jupyter). The ``pdenet`` logger (:mod:`pdenet.log`) reports the
-    run's start and end.
+    run's start and end. ``resume``: a :class:`pdenet.restart.Resume` (``pdenet run --resume``).
     A run holds a lock on its output for its whole length (a second run to the same output
     raises :class:`~pdenet.errors.OutputError` at once); a failed or interrupted run keeps
     its file as ``OUT.failed.h5`` / ``OUT.interrupted.h5`` and leaves ``OUT.h5`` alone.
@@ -205,7 +206,9 @@ def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(),
             for key, (values, attrs) in case.input_arrays().items():   # Case.from_dict arrays/functions
                 sink.write("inputs", key, values, attrs)
             # overflow is detected and reported by the solvers (non-finite state), not warned about
-            with np.errstate(over="ignore", invalid="ignore"):
+            if resume is not None:   # pdenet run --resume: the saves before the resumed one
+                resume.replay(sink)
+            with np.errstate(over="ignore", invalid="ignore"), resume.active() if resume else nullcontext():
                 model.run(sink, interrupts.progress(bar.update))
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
