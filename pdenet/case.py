@@ -142,7 +142,7 @@ COMMON_SCHEMA = {
         "krylov_tol": Key("float", 1e-13, "Relative tolerance of the inner Krylov solves.", positive=True),
     },
     "output": {
-        "path": Key("str", None, "HDF5 output file (default <case.name>.h5 beside the case file); relative to "
+        "path": Key("str", None, "HDF5 output file (default <case.name>.h5 in the current folder); relative to "
                   "the case file and inside its folder tree; no control characters."),
         "fields": Key("strs", None, "Fields to save (default: all the model offers)."),
         "compression": Key("str", "gzip", "gzip | lzf | none.", choices=["gzip", "lzf", "none"]),

@@ -40,8 +40,12 @@ def progress(total: float, desc: str, quiet: bool | None, unit: str = "step") ->
 
     ``quiet=True``: none. ``quiet=False``: shown (on a terminal). ``quiet=None`` (the Python
     API's default): shown only once the work has lasted 2 s, so short runs print nothing."""
+    import warnings
+
     try:
-        from tqdm.auto import tqdm
+        with warnings.catch_warnings():   # "IProgress not found": Jupyter without ipywidgets
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm
         return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                     disable=True if quiet else None, dynamic_ncols=True, delay=2.0 if quiet is None else 0.0)
     except ImportError:   # tqdm.auto in a notebook without ipywidgets: the text bar

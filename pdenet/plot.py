@@ -12,16 +12,29 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
+class PdenetFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that a notebook displays as a PNG when it is a
+    cell's value, without pyplot (which would pick a backend): Jupyter's inline display of plain
+    Figures is registered only once pyplot is imported."""
+
+    def _repr_png_(self):
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
+
+
 class _Figures:
     """The three pyplot calls the plotters use, on backend-free figures."""
 
     @staticmethod
     def figure(**kwargs):
-        return Figure(**kwargs)
+        return PdenetFigure(**kwargs)
 
     @staticmethod
     def subplots(nrows=1, ncols=1, *, figsize=None, layout=None, **kwargs):
-        fig = Figure(figsize=figsize, layout=layout)
+        fig = PdenetFigure(figsize=figsize, layout=layout)
         return fig, fig.subplots(nrows, ncols, **kwargs)
 
     @staticmethod

@@ -103,6 +103,9 @@ def test_reprs(tmp_path):
         html = res._repr_html_()
         assert html.startswith("<div>") and "<table>" in html and "lyapunov" in html
     assert str(tmp_path / "n.h5") in repr(pdenet.open(tmp_path / "n.h5"))
+    from pdenet.plot import plot_figure
+    png = plot_figure(r)._repr_png_()      # what Jupyter shows for a figure that is a cell's value
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     m = pdenet.Mesh([0, 0], [1, 2], [4, 8], "periodic")
     assert repr(m) == "Mesh(lower=[0, 0], upper=[1, 2], cells=[4, 8], boundary='periodic')"
 
