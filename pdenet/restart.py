@@ -10,12 +10,20 @@ run, so the continued file equals the uninterrupted one (``tests/test_restart.py
 
 ``--set`` overrides apply to the resumed case; extending ``time.t_end`` with ``time.steps`` (same
 ``dt``, the saved times a prefix of the new schedule) continues a finished run further.
+
+**Training** (network model, ``[train] method = "adam"``): every run writes Adam's restart point
+-- the iterate, the moments, the gradient and loss there, the mini-batch RNG state -- to
+``/optimizer`` with the ``/train`` records (at the end, on Ctrl-C and on failure); ``--resume``
+continues the iterations from it (:func:`solvers.optim.adam` ``state``) with the same arithmetic
+as an uninterrupted run, keeps the records before it and adds the rest; a longer
+``train.iterations`` continues a finished training.
 """
 from __future__ import annotations
 
 import os
 import tomllib
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -34,16 +42,75 @@ def target_of(path: str) -> str:
     return path
 
 
+_TRAINING: ContextVar[Any] = ContextVar("training_resume", default=None)
+
+
+def training_resume() -> Any:
+    """``(adam state, /train records so far)`` while ``pdenet run --resume`` continues a training
+    (read once by the network model's training), else None."""
+    value = _TRAINING.get()
+    if value is not None:
+        _TRAINING.set(None)
+    return value
+
+
+def join_history(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The /train records of a resumed training: those of the file, then the new ones."""
+    n0 = len(next(iter(before.values()), []))
+    n1 = len(next(iter(after.values()), []))
+    out = {}
+    for k in dict.fromkeys([*before, *after]):
+        a = np.asarray(before.get(k, np.full(n0, np.nan)), dtype=float)
+        b = np.asarray(after.get(k, np.full(n1, np.nan)), dtype=float)
+        out[k] = np.concatenate([a, b])
+    return out
+
+
+def write_adam_state(sink: Any, state: dict[str, Any]) -> None:
+    """Adam's restart point into ``/optimizer`` (what :func:`read_adam_state` reads back)."""
+    sink.write("optimizer", "iteration", np.int64(state["it"]),
+               {"meaning": "Adam's restart point: the last completed iteration (pdenet run --resume)",
+                "loss": float(state["J"])})
+    for part in ("params", "m", "v", "grad"):
+        for name, arr in state[part].items():
+            sink.write(f"optimizer/{part}", name, np.asarray(arr))
+    obj = state.get("objective")
+    if obj is not None:
+        sink.write("optimizer", "batch_order", np.asarray(obj["order"], dtype=np.int64),
+                   {"rng": obj["rng"], "pos": int(obj["pos"])})
+
+
+def read_adam_state(result: Result) -> dict[str, Any] | None:
+    """The Adam state :func:`write_adam_state` wrote, or None when the file has none."""
+    g = result.groups.get("optimizer") or {}
+    if "iteration" not in g:
+        return None
+    state: dict[str, Any] = {"it": int(g["iteration"]),
+                             "J": float(result.group_attrs.get("optimizer/iteration", {})["loss"])}
+    for part in ("params", "m", "v", "grad"):
+        state[part] = {k.split("/", 1)[1]: np.asarray(v) for k, v in g.items() if k.startswith(part + "/")}
+    if "batch_order" in g:
+        a = result.group_attrs["optimizer/batch_order"]
+        state["objective"] = {"order": np.asarray(g["batch_order"]), "rng": a["rng"], "pos": int(a["pos"])}
+    return state
+
+
 class Resume:
     """What :func:`pdenet.runner.run` needs to continue a run: the case, the saves to copy, the
-    save index and state to start the march from."""
+    save index and state to start the march from (or, for a training, Adam's restart point and
+    the /train records so far)."""
 
-    def __init__(self, path: str, result: Result, case: Any, index: int, state: Any) -> None:
+    def __init__(self, path: str, result: Result, case: Any, index: int, state: Any, training: Any = None) -> None:
         self.path, self.result, self.case, self.index, self.state = path, result, case, index, state
+        self.training = training
 
     def replay(self, sink: Any) -> None:
         """Copy the saves before the resumed one into ``sink`` (and say where they came from)."""
         r = self.result
+        if self.training is not None:
+            sink.set_attrs({"resumed_from": os.path.abspath(self.path),
+                            "resumed_at_iteration": int(self.training[0]["it"])})
+            return
         sink.set_attrs({"resumed_from": os.path.abspath(self.path), "resumed_at_save": self.index})
         for i in range(self.index):
             sink.save(float(r.time[i]), {k: v[i] for k, v in r.fields.items()},
@@ -51,6 +118,13 @@ class Resume:
 
     @contextmanager
     def active(self) -> Iterator[None]:
+        if self.training is not None:
+            token = _TRAINING.set(self.training)
+            try:
+                yield
+            finally:
+                _TRAINING.reset(token)
+            return
         from solvers.march import resume_at
 
         with resume_at(self.index, self.state):
@@ -75,6 +149,8 @@ def prepare(path: str | os.PathLike[str], overrides: Sequence[str] = (), comm: A
         raise exc.at(source=path) from None
     case = build_case(raw, source, base_dir)
     model = case.model_cls(case, comm)
+    if case.model == "network" and case.get("train.method") not in (None, "none"):
+        return _prepare_training(path, result, case)
     from solvers.march import SaveSchedule
 
     schedule = getattr(model, "schedule", None)
@@ -95,6 +171,23 @@ def prepare(path: str | os.PathLike[str], overrides: Sequence[str] = (), comm: A
                         "time.steps with --set (same dt)", key="--resume", source=path)
     state = model.resume_state(result)
     return Resume(path, result, case, n - 1, state)
+
+
+def _prepare_training(path: str, result: Result, case: Any) -> Resume:
+    method = case["train.method"]
+    if method != "adam":
+        raise CaseError(f"a {method} training cannot resume from its file yet (adam can)", key="--resume",
+                        source=path)
+    state = read_adam_state(result)
+    if state is None:
+        raise CaseError("the file holds no optimiser state (/optimizer): it was written before restarts "
+                        "existed, or the training stopped before its first iteration", key="--resume",
+                        source=path)
+    if state["it"] >= case["train.iterations"]:
+        raise CaseError(f"the training is complete ({state['it']} iterations); to continue it, give more "
+                        "with --set train.iterations=N", key="--resume", source=path)
+    history = {k: np.asarray(v)[: state["it"] + 1] for k, v in result.train.items()}
+    return Resume(path, result, case, 0, None, training=(state, history))
 
 
 def resume(path: str | os.PathLike[str], output: str | None = None, overrides: Sequence[str] = (),

@@ -132,3 +132,70 @@ def test_cases_that_cannot_resume(tmp_path):
     with pytest.raises(CaseError) as exc:
         resume(tmp_path / "n.h5")
     assert "\n" not in str(exc.value) and "--resume" in str(exc.value)
+
+
+class _StopBar:
+    """A progress bar that raises KeyboardInterrupt (Ctrl-C) at its k-th update."""
+
+    def __init__(self, k):
+        self.k, self.n = k, 0
+
+    def update(self, n=1):
+        self.n += 1
+        if self.n == self.k:
+            raise KeyboardInterrupt
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("batch", [0, 2])
+def test_adam_training_interrupted_at_a_random_iteration(tmp_path, monkeypatch, batch):
+    """Adam's moments, iterate and mini-batch RNG are restored: the resumed training is the
+    uninterrupted one (every /train record, the trained controls, the final fields)."""
+    import pdenet.runner as runner
+
+    overrides = ["time.steps=4", "mesh.cells=[8]", 'train.method="adam"', "train.iterations=25",
+                 "train.lr=0.05", f"train.batch_size={batch}"]
+    case = os.path.join(CASES, "network_depth.toml")
+    whole = pdenet.run(case, overrides=overrides, output=str(tmp_path / "whole.h5"))
+    k = int(np.random.default_rng(batch + 3).integers(2, 24))
+    real = runner.progress_bar
+    monkeypatch.setattr(runner, "progress_bar", lambda total, desc, quiet: _StopBar(k))
+    with pytest.raises(Interrupted):
+        pdenet.run(case, overrides=overrides, output=str(tmp_path / "cut.h5"))
+    monkeypatch.setattr(runner, "progress_bar", real)
+    cut = pdenet.open(tmp_path / "cut.interrupted.h5")
+    assert cut.status == "interrupted" and 0 < int(cut.optimizer["iteration"]) < 25
+    resumed = resume(tmp_path / "cut.interrupted.h5")
+    back = pdenet.open(tmp_path / "cut.h5")
+    assert back.attrs["resumed_at_iteration"] == int(cut.optimizer["iteration"])
+    for r in (resumed, back):
+        assert r.train.keys() == whole.train.keys()
+        for name in whole.train:
+            np.testing.assert_allclose(r.train[name], whole.train[name], rtol=1e-13, atol=1e-15, err_msg=name)
+        for name in whole.controls:
+            np.testing.assert_allclose(r.controls[name], whole.controls[name], rtol=1e-13, atol=1e-15)
+        same(whole, r)
+        assert r.attrs["loss"] == pytest.approx(whole.attrs["loss"], rel=1e-13)
+    with pytest.raises(CaseError, match="the training is complete"):
+        resume(tmp_path / "cut.h5")
+
+
+def test_init_from_warm_starts_the_controls(tmp_path):
+    """Training 10 + 15 Adam iterations from a warm start begins where the first run ended: its
+    first loss is the first run's final loss (the controls were taken over exactly)."""
+    base = ["time.steps=4", "mesh.cells=[8]", 'train.method="adam"', "train.lr=0.05"]
+    case = os.path.join(CASES, "network_depth.toml")
+    first = pdenet.run(case, overrides=[*base, "train.iterations=10"], output=str(tmp_path / "a.h5"))
+    warm = pdenet.run(case, overrides=[*base, "train.iterations=5", f'train.init_from="{tmp_path / "a.h5"}"'],
+                      write=False)
+    assert warm.train["loss"][0] == pytest.approx(first.train["loss"][-1], rel=1e-14)
+    cold = pdenet.run(case, overrides=[*base, "train.iterations=5"], write=False)
+    assert warm.train["loss"][-1] < cold.train["loss"][-1]
+    with pytest.raises(CaseError, match=r"train.init_from: .*a.h5: /controls/a has shape \(1, 8\), this case "
+                                        r"needs \(1, 16\)"):
+        pdenet.validate(pdenet.load_case(case, overrides=[*base, "mesh.cells=[16]",
+                                                          f'train.init_from="{tmp_path / "a.h5"}"']))
+    with pytest.raises(CaseError, match="train.init_from: .*nope.h5: no such file"):
+        pdenet.validate(pdenet.load_case(case, overrides=[*base, f'train.init_from="{tmp_path / "nope.h5"}"']))
