@@ -35,6 +35,7 @@ class Key:
         self.choices, self.minimum, self.positive = choices, minimum, positive
 
     def check(self, value, key):
+        """``value`` checked (type, choices, bounds) and normalised for key ``key``; a :class:`~pdenet.errors.CaseError` otherwise."""
         def fail(reason):
             raise CaseError(reason, key=key)
 
@@ -189,6 +190,7 @@ def validate_table(table, schema, prefix):
 
 
 def merge_schema(base, extra):
+    """``base`` with the tables and keys of ``extra`` added (nested tables merged, keys replaced)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -216,6 +218,7 @@ def parse_override(item):
 
 
 def apply_overrides(raw, overrides):
+    """Apply ``--set key.path=value`` items to the raw case dict ``raw`` (in place); returns it."""
     for item in overrides or ():
         path, value = parse_override(item)
         node = raw
@@ -309,6 +312,7 @@ class Case:
         return node
 
     def get(self, dotted, default=None):
+        """The value at dotted key ``dotted``, or ``default`` when it is absent."""
         try:
             return self[dotted]
         except (KeyError, TypeError):
@@ -316,10 +320,12 @@ class Case:
 
     @property
     def name(self):
+        """``[case] name``."""
         return self.data["case"]["name"]
 
     @property
     def model(self):
+        """``[case] model``."""
         return self.data["case"]["model"]
 
     @property
@@ -328,12 +334,14 @@ class Case:
         return tomli_w.dumps(self.raw)
 
     def with_overrides(self, overrides):
+        """A new case with ``--set``-style overrides applied (validated again)."""
         raw = apply_overrides(_deepcopy(self.raw), overrides)
         if self.inputs:
             return _with_inputs(raw, dict(self.inputs), self.source, self.base_dir)
         return build_case(raw, self.source, self.base_dir)
 
     def error(self, reason, key=None):
+        """A :class:`~pdenet.errors.CaseError` naming this case's file and ``key``."""
         return CaseError(reason, key=key, source=self.source)
 
     def expression(self, key, variables, text=None):
@@ -516,6 +524,7 @@ def check_names(data, base_dir):
 
 
 def build_case(raw, source, base_dir):
+    """Validate the raw TOML dict ``raw`` against its model's schema: a :class:`Case` (one-line errors naming ``source`` and the key)."""
     from .models import get_model  # imports only the model the case names
 
     if not isinstance(raw.get("case"), dict) or "model" not in raw["case"]:

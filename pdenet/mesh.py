@@ -145,26 +145,32 @@ class Mesh:
     # -- geometry -----------------------------------------------------------
     @property
     def ndim(self):
+        """Number of dimensions (1-3)."""
         return len(self.cells)
 
     @property
     def shape(self):
+        """Cells per dimension, as a tuple (the shape of a field)."""
         return self.cells
 
     @property
     def size(self):
+        """Total number of cells."""
         return math.prod(self.cells)
 
     @cached_property
     def spacing(self):
+        """Cell width per dimension."""
         return tuple((u - l) / n for l, u, n in zip(self.lower, self.upper, self.cells))
 
     @property
     def cell_volume(self):
+        """Volume (length, area) of one cell: the midpoint-rule weight h."""
         return float(np.prod(self.spacing))
 
     @property
     def volume(self):
+        """Volume of the box."""
         return float(np.prod([u - l for l, u in zip(self.lower, self.upper)]))
 
     @cached_property

@@ -52,6 +52,7 @@ def _survival_panel(ax, result):
 
 
 def plot_fokker_planck(result, path=None, field=None, sample=0, diagnostics=True):
+    """The fokker-planck figure of ``result`` (a Figure; saved to ``path`` when given)."""
     mesh = result.mesh
     rho = result.fields.get(field or "rho")
     if rho is None:

@@ -11,6 +11,7 @@ ALG_COLOURS = {"sgd": "0.4", "entropy_sgd": "tab:red", "hj": "tab:blue", "heat":
 
 
 def plot_hj(result, path=None, field=None, sample=0, diagnostics=True):
+    """The hamilton-jacobi figure of ``result`` (a Figure; saved to ``path`` when given)."""
     mesh = result.mesh
     if mesh.ndim != 1 or field:
         return plot_result(result, path, field=field or "u", sample=sample, diagnostics=diagnostics)

@@ -89,6 +89,7 @@ def is_pdenet_file(path: str) -> bool:
 
 
 class H5Sink(Sink):
+    """The crash-safe HDF5 output file of a run (module docstring): locked, written to a ``.partial`` file, renamed by :meth:`finish`; netCDF-4 dimensions (:mod:`pdenet.io.netcdf`)."""
     def __init__(self, path: str | os.PathLike[str], compression: str = "gzip", force: bool = False,
                  keep_apart: bool = True) -> None:
         self.path = os.fspath(path)
@@ -219,6 +220,7 @@ class H5Sink(Sink):
             raise OutputError(f"{name}: {why}")
 
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
+        """Lock the target, refuse what may not be replaced, create the ``.partial`` file: root attributes, ``/mesh``, the root coordinates ``x1..xn`` and ``time``."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -261,6 +263,7 @@ class H5Sink(Sink):
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         # all rows or none: /time, every field and diagnostic are cut back to the previous save
         # when this one does not complete (I/O error, a second Ctrl-C: see runner._Interrupts)
+        """Append one save to ``/time``, every field and diagnostic, and flush; all rows or none (rolled back on an error or a second Ctrl-C)."""
         i = self.n_saves
         names = ["time", *(f"fields/{k}" for k in fields), *(f"diagnostics/{k}" for k in diagnostics)]
         with self._writing(f"save {i} (t = {t:g})"):
@@ -287,6 +290,7 @@ class H5Sink(Sink):
                 raise
 
     def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
+        """Fill slot ``index`` of a field created at full size with NaN (the co-state, computed backward)."""
         array = np.asarray(array, dtype=float)
         with self._writing(f"field {name} [{index}]"):
             dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
@@ -296,6 +300,7 @@ class H5Sink(Sink):
             self.fh.flush()
 
     def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
+        """Fill slot ``index`` of a diagnostic created at full size with NaN."""
         with self._writing(f"diagnostic {name} [{index}]"):
             group = self.fh.require_group("diagnostics")
             if name not in group:
@@ -304,6 +309,7 @@ class H5Sink(Sink):
             self._dset(f"diagnostics/{name}")[index] = value
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
+        """Write (or replace) the per-run array ``/group/name`` with its attributes; compressed above 1024 entries."""
         array = np.asarray(array)
         kw = self._opts() if array.size > 1024 else {}
         with self._writing(f"/{group}/{name}"):
@@ -316,6 +322,7 @@ class H5Sink(Sink):
             self.fh.flush()
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Root attributes (lists of strings as string arrays, dicts as JSON)."""
         for k, v in attrs.items():
             if v is None:
                 continue
@@ -327,6 +334,7 @@ class H5Sink(Sink):
                 self.fh.attrs[k] = v
 
     def finish(self, status: str = "complete", message: str = "") -> None:
+        """Name every axis (netCDF-4), write ``status``/``message``, close, rename the ``.partial`` file to the target (complete) or ``OUT.<status>.h5``, unlock."""
         if self.fh is None:
             return
         if not self.error:

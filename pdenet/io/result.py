@@ -166,9 +166,11 @@ class Result:
 
     @property
     def status(self) -> str:
+        """The run's ``status`` attribute (complete | failed | interrupted | running | unknown)."""
         return self.attrs.get("status", "unknown")
 
     def summary(self) -> str:
+        """Multi-line text of ``pdenet info``: provenance, mesh, saves, every array with its shape or value."""
         lines = [f"model {self.attrs.get('model')}  case {self.attrs.get('case_name')}  "
                  f"status {self.status}  pdenet {self.attrs.get('pdenet_version')}",
                  f"created {self.attrs.get('created')}"]
