@@ -46,7 +46,7 @@ for label, (case, overrides) in plan.items():
     r = pdenet.run(c, write=False, quiet=True)
     out["backends"].append(matplotlib.get_backend())
     fig = plot_figure(r)
-    out["figures"][label] = type(fig).__name__ if isinstance(fig, Figure) else repr(fig)
+    out["figures"][label] = "Figure" if isinstance(fig, Figure) else repr(fig)
     model = r.attrs["model"]
     if model in PLOTTERS:   # the registered plotter itself, called directly
         assert isinstance(get_plotter(model)(r), Figure)
