@@ -66,14 +66,19 @@ def join_history(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) ->
     return out
 
 
-def write_adam_state(sink: Any, state: dict[str, Any]) -> None:
-    """Adam's restart point into ``/optimizer`` (what :func:`read_adam_state` reads back)."""
+def write_adam_state(sink: Any, state: dict[str, Any], whole: Any = None) -> None:
+    """Adam's restart point into ``/optimizer`` (what :func:`read_adam_state` reads back).
+    ``whole(name, array)``: the whole parameter from this rank's part (a row-distributed kernel,
+    gathered on rank 0; None on the other ranks, which then write nothing of it). Collective
+    when it is: every rank calls this with the same state names."""
     sink.write("optimizer", "iteration", np.int64(state["it"]),
                {"meaning": "Adam's restart point: the last completed iteration (pdenet run --resume)",
                 "loss": float(state["J"])})
     for part in ("params", "m", "v", "grad"):
         for name, arr in state[part].items():
-            sink.write(f"optimizer/{part}", name, np.asarray(arr))
+            arr = whole(name, arr) if whole is not None else arr
+            if arr is not None:
+                sink.write(f"optimizer/{part}", name, np.asarray(arr))
     obj = state.get("objective")
     if obj is not None:
         sink.write("optimizer", "batch_order", np.asarray(obj["order"], dtype=np.int64),
@@ -175,6 +180,9 @@ def prepare(path: str | os.PathLike[str], overrides: Sequence[str] = (), comm: A
 
 def _prepare_training(path: str, result: Result, case: Any) -> Resume:
     method = case["train.method"]
+    if case.get("solver.distribute") == "rows":
+        raise CaseError("a training with a row-distributed kernel cannot resume from its file yet",
+                        key="--resume", source=path)
     if method != "adam":
         raise CaseError(f"a {method} training cannot resume from its file yet (adam can)", key="--resume",
                         source=path)

@@ -411,13 +411,17 @@ class NetworkModel(Model):
 
         resume = training_resume()   # pdenet run --resume: (adam state, /train records so far) or None
         state = dict(resume[0]) if resume else {}
+        rows, net = self._rows(), self.net
+
+        def whole(name, arr):    # a row-distributed kernel's blocks gathered on rank 0 (None elsewhere)
+            return net.operator.gather(arr) if rows is not None and name in net.operator.distributed else arr
 
         def write(history):
             if resume:
                 history = join_history(resume[1], history)
             with getattr(sink, "atomic", contextlib.nullcontext)():   # all /train records of one checkpoint
                 if "it" in state:   # adam's restart point (pdenet run --resume)
-                    write_adam_state(sink, state)
+                    write_adam_state(sink, state, whole)
                 for name, values in history.items():
                     sink.write("train", name, values, {"meaning": TRAIN_DOCS[name]} if name in TRAIN_DOCS else None)
             last = {k: float(v[-1]) for k, v in history.items() if len(v)}
