@@ -1,6 +1,6 @@
 # The two entry points of the README. Each is idempotent and builds the
 # virtual environment it needs in .venv.
-.PHONY: demo test test-all test-petsc typecheck bench clean
+.PHONY: demo test test-all test-petsc typecheck bench docs clean
 
 demo:
 	scripts/setup-venv.sh data
@@ -25,6 +25,12 @@ typecheck:
 test-petsc:
 	scripts/setup-petsc.sh test
 	.venv/bin/python -m pytest -q -m petsc
+
+# The documentation site (issue 17): executes docs/tutorial.ipynb, runs the gallery of cases/,
+# then mkdocs build --strict (warnings are errors) into build/site. CI runs it.
+docs:
+	scripts/setup-venv.sh test,data,docs
+	.venv/bin/python scripts/build_docs.py
 
 bench:
 	scripts/setup-venv.sh bench

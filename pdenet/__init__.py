@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 from .errors import CaseError, ExpressionError, OutputError, PdenetError, SolverError
 
-__all__ = ["__version__", "Case", "load_case", "validate", "run", "open", "Result", "Mesh", "Boundary",
+# ``open`` is left out of __all__ (it is pdenet.open): ``from pdenet import *`` must not shadow the builtin
+__all__ = ["__version__", "Case", "load_case", "validate", "run", "Result", "Mesh", "Boundary",
            "PdenetError", "CaseError", "ExpressionError", "OutputError", "SolverError"]
 
 _WHERE = {"Case": ("case", "Case"), "load_case": ("case", "load_case"),

@@ -8,15 +8,17 @@ misspelt one. ``docs/case-files.md`` is generated from the same schemas
 (``scripts/gen_case_reference.py``), so the reference cannot drift.
 """
 import difflib
+import json
 import math
 import os
 import tomllib
 from typing import Any
 
+import numpy as np
 import tomli_w
 
 from .errors import CaseError, ExpressionError
-from .expr import Expression
+from .expr import Expression, InputExpression
 
 REQUIRED = object()
 
@@ -33,6 +35,7 @@ class Key:
         self.choices, self.minimum, self.positive = choices, minimum, positive
 
     def check(self, value, key):
+        """``value`` checked (type, choices, bounds) and normalised for key ``key``; a :class:`~pdenet.errors.CaseError` otherwise."""
         def fail(reason):
             raise CaseError(reason, key=key)
 
@@ -147,7 +150,7 @@ COMMON_SCHEMA = {
         "krylov_tol": Key("float", 1e-13, "Relative tolerance of the inner Krylov solves.", positive=True),
     },
     "output": {
-        "path": Key("str", None, "HDF5 output file (default <case.name>.h5 beside the case file); relative to "
+        "path": Key("str", None, "HDF5 output file (default <case.name>.h5 in the current folder); relative to "
                   "the case file and inside its folder tree; no control characters."),
         "fields": Key("strs", None, "Fields to save (default: all the model offers)."),
         "compression": Key("str", "gzip", "gzip | lzf | none.", choices=["gzip", "lzf", "none"]),
@@ -194,6 +197,7 @@ def validate_table(table, schema, prefix):
 
 
 def merge_schema(base, extra):
+    """``base`` with the tables and keys of ``extra`` added (nested tables merged, keys replaced)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
@@ -221,6 +225,7 @@ def parse_override(item):
 
 
 def apply_overrides(raw, overrides):
+    """Apply ``--set key.path=value`` items to the raw case dict ``raw`` (in place); returns it."""
     for item in overrides or ():
         path, value = parse_override(item)
         node = raw
@@ -235,9 +240,77 @@ def apply_overrides(raw, overrides):
 class Case:
     """A validated case: ``case['time.steps']`` reads a dotted key."""
 
-    def __init__(self, raw, data, source, model_cls, base_dir):
+    def __init__(self, raw, data, source, model_cls, base_dir, inputs=None):
         self.raw, self.data, self.source = raw, data, source
         self.model_cls, self.base_dir = model_cls, base_dir
+        #: dotted key -> numpy array or callable given in place of an expression (from_dict)
+        self.inputs = dict(inputs or {})
+
+    @classmethod
+    def from_dict(cls, tables, overrides=(), base_dir=None, source="<dict>"):
+        """A case from nested dicts, as a TOML case file would give them (``{"case": {"model":
+        "heat"}, "mesh": {...}, ...}``), validated exactly as a file is.
+
+        Wherever an expression goes (initial data, potentials, kernels, sources, ...), a numpy
+        array or a Python callable may stand instead (:class:`~pdenet.expr.InputExpression`); an
+        array of numbers where a list of numbers goes is taken as that list. The case text kept
+        in the output names each such key (``"<array (64,): /inputs/model.initial>"``) and the
+        runner stores the array (a callable: its values on the mesh) under ``/inputs/<key>``.
+        ``overrides``: ``--set``-style ``key=value`` strings applied after."""
+        if not isinstance(tables, dict):
+            raise CaseError(f"expected a dict of tables, got {type(tables).__name__}", source=source)
+        raw, inputs = _extract_inputs(tables)
+        try:
+            apply_overrides(raw, overrides)
+        except CaseError as exc:
+            raise exc.at(source=source) from None
+        return _with_inputs(raw, inputs, source, base_dir or os.getcwd())
+
+    def input_arrays(self):
+        """``{key: (array, attrs)}`` of the arrays and callables given in place of expressions,
+        as the runner stores them in ``/inputs``: an array as given, a callable as the values it
+        gave where the model first evaluated it (on its mesh), with its name."""
+        out = {}
+        made = self.__dict__.get("_made", {})
+        for key, value in self.inputs.items():
+            if callable(value):
+                values = made[key].values if key in made and made[key].values is not None else np.zeros(0)
+                out[key] = (values, {"function": getattr(value, "__qualname__", type(value).__name__),
+                                     "meaning": "values of the function where the model first evaluated it"})
+            else:
+                out[key] = (np.asarray(value, dtype=float), {"meaning": "array given in place of an expression"})
+        return out
+
+    def with_values(self, values):
+        """A new case with dotted keys set to Python values, validated again:
+        ``case.with_values({"time.steps": 64, "model.initial": np.zeros(32)})``."""
+        raw, inputs = _extract_inputs(self.raw)
+        inputs = {**self.inputs, **inputs}
+        new, more = _extract_inputs({k: v for k, v in dict(values).items()}, dotted=True)
+        for key, value in new.items():
+            inputs.pop(key, None)
+            path = key.split(".")
+            node = raw
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise CaseError(f"{part!r} is not a table", key=key, source=self.source)
+            node[path[-1]] = value
+        inputs.update(more)
+        return _with_inputs(raw, inputs, self.source, self.base_dir)
+
+    def __repr__(self):
+        parts = [f"{self.name!r}", f"model={self.model!r}"]
+        if self.source:
+            parts.append(f"source={self.source!r}")
+        cells = self.get("mesh.cells")
+        if cells is not None:
+            parts.append(f"mesh.cells={cells}")
+        for key in ("time.steps", "time.t_end", "time.stepper", "train.method", "train.iterations"):
+            value = self.get(key)
+            if value is not None:
+                parts.append(f"{key}={value!r}")
+        return f"Case({', '.join(parts)})"
 
     def __getitem__(self, dotted):
         node = self.data
@@ -246,6 +319,7 @@ class Case:
         return node
 
     def get(self, dotted, default=None):
+        """The value at dotted key ``dotted``, or ``default`` when it is absent."""
         try:
             return self[dotted]
         except (KeyError, TypeError):
@@ -253,10 +327,12 @@ class Case:
 
     @property
     def name(self):
+        """``[case] name``."""
         return self.data["case"]["name"]
 
     @property
     def model(self):
+        """``[case] model``."""
         return self.data["case"]["model"]
 
     @property
@@ -265,10 +341,14 @@ class Case:
         return tomli_w.dumps(self.raw)
 
     def with_overrides(self, overrides):
+        """A new case with ``--set``-style overrides applied (validated again)."""
         raw = apply_overrides(_deepcopy(self.raw), overrides)
+        if self.inputs:
+            return _with_inputs(raw, dict(self.inputs), self.source, self.base_dir)
         return build_case(raw, self.source, self.base_dir)
 
     def error(self, reason, key=None):
+        """A :class:`~pdenet.errors.CaseError` naming this case's file and ``key``."""
         return CaseError(reason, key=key, source=self.source)
 
     def expression(self, key, variables, text=None):
@@ -276,6 +356,10 @@ class Case:
         ``variables``; errors become a :class:`CaseError` naming the file and key. Evaluating it
         raises an :class:`ExpressionError` naming the file and key (non-finite values, ...)."""
         try:
+            if key in self.inputs and text is None:   # an array or callable (from_dict)
+                made = InputExpression(self.inputs[key], variables, key=key, source=self.source)
+                self.__dict__.setdefault("_made", {}).setdefault(key, made)
+                return made
             return Expression(self[key] if text is None else text, variables, key=key, source=self.source)
         except ExpressionError as exc:
             prefix = f"{self.source}: {key}: " if self.source else f"{key}: "
@@ -298,6 +382,76 @@ class Case:
         if not os.path.isabs(path) and override is None and self.get("output.path"):
             path = os.path.join(self.base_dir, path)
         return path
+
+
+def _placeholder(key, value):
+    what = f"array {np.shape(value)}" if not callable(value) else \
+        f"function {getattr(value, '__qualname__', type(value).__name__)}"
+    return f"<{what}: /inputs/{key}>"
+
+
+def _extract_inputs(tables, dotted=False, prefix=""):
+    """A copy of nested ``tables`` with numpy scalars as Python numbers and each array or
+    callable replaced by a placeholder string; returns ``(raw, {dotted key: array or callable})``.
+    With ``dotted`` the top level maps dotted keys to values (``with_values``)."""
+    inputs = {}
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            return {str(k): walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v, path) for v in node]
+        if isinstance(node, np.generic):
+            return node.item()
+        if isinstance(node, np.ndarray) or (callable(node) and not isinstance(node, type)):
+            inputs[path] = node
+            return _placeholder(path, node)
+        return node
+
+    if dotted:
+        raw = {k: walk(v, k) for k, v in tables.items()}
+    else:
+        raw = walk(tables, prefix)
+    return raw, inputs
+
+
+def _with_inputs(raw, inputs, source, base_dir):
+    """build_case with arrays/callables at ``inputs``' keys: an array at a key that takes numbers
+    (not an expression) becomes the list of its numbers; a callable there is an error."""
+    from .models import get_model
+
+    model = raw.get("case", {}).get("model") if isinstance(raw.get("case"), dict) else None
+    if inputs and isinstance(model, str):
+        try:
+            schema = merge_schema(COMMON_SCHEMA, get_model(model).schema)
+        except CaseError as exc:
+            raise exc.at(source=source) from None
+        for key in list(inputs):
+            spec = _spec(schema, key)
+            if spec is not None and spec.kind in ("expr", "exprs", "any"):
+                continue
+            value = inputs.pop(key)
+            if callable(value):
+                raise CaseError("a Python function is accepted only where an expression goes", key=key,
+                                source=source)
+            node = raw
+            for part in key.split(".")[:-1]:
+                node = node[part]
+            node[key.split(".")[-1]] = np.asarray(value).tolist()
+    case = build_case(raw, source, base_dir)
+    case.inputs = inputs
+    return case
+
+
+def _spec(schema, key):
+    node = schema
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part, node.get("*"))
+        if node is None:
+            return None
+    return node if isinstance(node, Key) else None
 
 
 def _deepcopy(obj):
@@ -377,6 +531,7 @@ def check_names(data, base_dir):
 
 
 def build_case(raw, source, base_dir):
+    """Validate the raw TOML dict ``raw`` against its model's schema: a :class:`Case` (one-line errors naming ``source`` and the key)."""
     from .models import get_model  # imports only the model the case names
 
     if not isinstance(raw.get("case"), dict) or "model" not in raw["case"]:
@@ -403,6 +558,8 @@ def load_case(path_or_text, overrides=()):
     """
     if isinstance(path_or_text, Case):
         return path_or_text.with_overrides(overrides) if overrides else path_or_text
+    if isinstance(path_or_text, dict):
+        return Case.from_dict(path_or_text, overrides)
     text = str(path_or_text)
     if "\n" in text or ("=" in text and not os.path.exists(text)):
         source, base_dir = "<text>", os.getcwd()
@@ -481,3 +638,103 @@ def schema_markdown():
         for table, schema in cls.schema.items():
             table_md(schema, table, lines)
     return "\n".join(lines) + "\n"
+
+
+def _json_key(spec):
+    """JSON Schema of one :class:`Key`."""
+    number = {"float": {"type": "number"}, "int": {"type": "integer"}}
+    kind = spec.kind
+    if kind in number:
+        one = dict(number[kind])
+    elif kind == "str":
+        one = {"type": "string"}
+    elif kind == "bool":
+        one = {"type": "boolean"}
+    elif kind in ("floats", "ints"):
+        item = dict(number[kind[:-1]])
+        one = {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+    elif kind == "strs":
+        one = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    elif kind == "expr":
+        one = {"type": ["string", "number"]}
+    elif kind == "exprs":
+        one = {"anyOf": [{"type": ["string", "number"]},
+                         {"type": "array", "items": {"type": ["string", "number"]}}]}
+    elif kind == "dict":
+        one = {"type": "object"}
+    else:
+        one = {}
+    bounds = {}
+    if spec.minimum is not None:
+        bounds["minimum"] = spec.minimum
+    if spec.positive:
+        bounds["exclusiveMinimum"] = 0
+    if spec.choices is not None:
+        bounds["enum"] = list(spec.choices)
+    if bounds:   # on the number itself and on each item of a list
+        if "anyOf" in one:
+            one = {"anyOf": [{**one["anyOf"][0], **bounds},
+                             {**one["anyOf"][1], "items": {**one["anyOf"][1]["items"], **bounds}}]}
+        else:
+            one.update(bounds)
+    if spec.doc:
+        one["description"] = spec.doc
+    if spec.default is not REQUIRED:
+        try:
+            json.dumps(spec.default)
+            one["default"] = spec.default
+        except (TypeError, ValueError):
+            pass
+    return one
+
+
+def _json_table(schema):
+    props, required = {}, []
+    for name, spec in schema.items():
+        if name == "*":
+            continue
+        props[name] = _json_table(spec) if isinstance(spec, dict) else _json_key(spec)
+        if not isinstance(spec, dict) and spec.default is REQUIRED:
+            required.append(name)
+    out = {"type": "object", "properties": props}
+    wildcard = schema.get("*")
+    out["additionalProperties"] = (_json_table(wildcard) if isinstance(wildcard, dict) else _json_key(wildcard)) \
+        if wildcard is not None else False
+    if required:
+        out["required"] = required
+    return out
+
+
+def json_schema(model=None):
+    """The case schema as JSON Schema (draft 2020-12), for editors that complete and check TOML
+    against a schema (``pdenet schema``): one model's (``model``), or every model's, chosen by
+    ``[case] model``. Types, choices, bounds, defaults, descriptions and unknown keys are
+    checked; cross-key rules and expressions are checked by ``pdenet validate`` only."""
+    from ._version import __version__
+    from .models import all_models, get_model
+
+    models = {model: get_model(model)} if model is not None else all_models()
+    variants = []
+    for name, cls in sorted(models.items()):
+        merged = merge_schema(COMMON_SCHEMA, cls.schema)
+        unused = getattr(cls, "unused_keys", ())
+        for entry in unused:   # a common key the model does not use is rejected by validate
+            table, _, key = entry.partition(".")
+            if table in merged and isinstance(merged[table], dict):
+                if key:
+                    merged[table] = {k: v for k, v in merged[table].items() if k != key}
+                else:
+                    merged = {k: v for k, v in merged.items() if k != table}
+        table = _json_table(merged)
+        table["properties"]["case"]["properties"]["model"] = {"const": name,
+                                                              "description": "Which model to solve."}
+        table["title"] = f"pdenet case, model {name}"
+        variants.append(table)
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+           "title": f"pdenet {__version__} case file",
+           "description": "Generated by `pdenet schema` from the case schemas in the code."}
+    if len(variants) == 1:
+        doc.update({k: v for k, v in variants[0].items() if k != "title"})
+    else:
+        doc["oneOf"] = variants
+    return doc

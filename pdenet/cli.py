@@ -30,13 +30,16 @@ def build_parser():
                     "e.g. --petsc -ksp_type bcgs -pc_type gamg -ksp_monitor; they override the case "
                     "file's [solver] petsc_options.")
     p = sub.add_parser("run", help="solve a case and write its HDF5 file", epilog=petsc_epilog)
-    p.add_argument("case", help="case file (TOML)")
+    p.add_argument("case", nargs="?", help="case file (TOML)")
     p.add_argument("-o", "--output", help="output HDF5 file (default: [output] path or <name>.h5)")
+    p.add_argument("--resume", metavar="OUT.h5", help="continue the time integration of this file (interrupted, "
+                   "failed or, with a longer time.t_end/time.steps, complete) from its last save")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output even if it is not a pdenet HDF5 file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("-v", "--verbose", action="store_true",
-                   help="also report wall time and numba kernels loaded from cache / compiled")
+                   help="also report wall time and numba kernels loaded from cache / compiled, and show "
+                   "the messages of the 'pdenet' logger (INFO) on stderr")
     _add_set(p)
 
     p = sub.add_parser("validate", help="check a case file without running it")
@@ -74,6 +77,10 @@ def build_parser():
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or table")
     _add_set(p)
 
+    p = sub.add_parser("schema", help="the case schema as JSON Schema (for editor completion of case files)")
+    p.add_argument("model", nargs="?", help="one model's schema (default: every model, chosen by [case] model)")
+    p.add_argument("-o", "--output", help="write it to this file (default: standard output)")
+
     p = sub.add_parser("bench", help="benchmarks with ratios against peers measured in the same run")
     from .bench import SUITES
 
@@ -87,14 +94,28 @@ def build_parser():
 def cmd_run(args):
     import time
 
+    from .errors import CaseError
+
     from .runner import run
 
     from .parallel import world
 
+    if args.verbose:
+        from .log import verbose
+
+        verbose()
     start = time.perf_counter()
     comm = world()
-    result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
-                 force=args.force)
+    if args.resume is not None or args.case is None:
+        from .restart import resume
+
+        if args.resume is None or args.case is not None:
+            raise CaseError("give a case file, or --resume OUT.h5 without one", key="pdenet run")
+        result = resume(args.resume, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
+                        force=args.force)
+    else:
+        result = run(args.case, output=args.output, overrides=args.overrides, quiet=args.quiet, comm=comm,
+                     force=args.force)
     if comm.Get_rank() != 0:
         return 0
     if not args.quiet:
@@ -225,7 +246,21 @@ def cmd_bench(args):
     return bench_main(args)
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
+def cmd_schema(args):
+    import json
+
+    from .case import json_schema
+
+    text = json.dumps(json_schema(args.model), indent=1) + "\n"
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"schema": cmd_schema, "run": cmd_run, "validate": cmd_validate, "info": cmd_info, "plot": cmd_plot,
             "converge": cmd_converge, "sweep": cmd_sweep, "bench": cmd_bench}
 
 
@@ -259,7 +294,7 @@ def _main(argv=None):
     args = build_parser().parse_args(argv)
     _main.abort = args.command == "run"
     try:
-        if args.command == "run":
+        if args.command == "run" and args.case is not None:
             from .io.lock import refuse_if_locked
 
             # a target another run holds is refused at once, before numpy, h5py, numba and the

@@ -144,6 +144,7 @@ HEADLINE = ("loss", "accuracy", "test_loss", "test_accuracy")
 
 
 def table(study):
+    """The printed table of a refinement study: values, errors, observed orders."""
     basis = "errors" if study["reference"] == "exact" else "successive differences"
     lines = [f"refinement of {study['key']}  field {study['field']}  norm {study['norm']}  "
              f"error against: {study['reference']}  orders from: {basis}",

@@ -266,3 +266,87 @@ def coordinate_env(prefix, arrays):
     if len(arrays) == 1:
         return {prefix: arrays[0], f"{prefix}1": arrays[0]}
     return {f"{prefix}{d + 1}": a for d, a in enumerate(arrays)}
+
+
+class InputExpression(Expression):
+    """A numpy array or a Python callable given where a case expects an expression
+    (``pdenet.Case.from_dict``); evaluated like an :class:`Expression`, with the same checks.
+
+    * an **array** holds the values at the points where the model evaluates the key on its mesh
+      (cell centres): it must have (or broadcast to) the shape of those points; a key the model
+      also evaluates elsewhere (faces, particle positions) needs an expression or a callable;
+    * a **callable** is called with the variables it names as keyword arguments (its parameters
+      must be among the key's variables, or be ``**kwargs``) and returns an array.
+
+    Nothing is evaluated from text: no parsing, no ``eval``. ``values`` keeps the first values
+    computed (on the mesh, during validation), which the runner stores in ``/inputs``.
+    """
+
+    def __init__(self, value, variables, key=None, source=None):
+        import inspect
+
+        self.key, self.source = key, source
+        self.variables = tuple(variables)
+        self.value = value
+        self.values = None
+        if callable(value):
+            self.text = f"<function {getattr(value, '__qualname__', type(value).__name__)}>"
+            try:
+                params = inspect.signature(value).parameters.values()
+            except (TypeError, ValueError):
+                raise ExpressionError(self._where(f"cannot inspect the arguments of {self.text}")) from None
+            self._kwargs = any(p.kind is p.VAR_KEYWORD for p in params)
+            named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            unknown = [p.name for p in named if p.name not in self.variables and p.default is p.empty]
+            if unknown or any(p.kind is p.VAR_POSITIONAL for p in params):
+                allowed = ", ".join(self.variables) or "none"
+                raise ExpressionError(self._where(
+                    f"{self.text} takes {', '.join(unknown) or '*args'}; it may take only the "
+                    f"variables here as keyword arguments: {allowed}"))
+            self.names = set(self.variables) if self._kwargs else {p.name for p in named if p.name in self.variables}
+        else:
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                raise ExpressionError(self._where(f"expected a numeric array, got dtype {arr.dtype}"))
+            self.value = arr.astype(float)
+            self.text = f"<array {arr.shape}>"
+            self.names = set()
+
+    def __call__(self, shape=None, **env):
+        missing = self.names - set(env)
+        if missing:
+            raise ExpressionError(self._where(f"no value for {sorted(missing)} when evaluating {self.text}"))
+        points = np.broadcast_shapes(*(np.shape(env[n]) for n in env)) if env else ()
+        target = tuple(shape) if shape is not None else points
+        if callable(self.value):
+            try:
+                with np.errstate(all="ignore"):
+                    out = np.asarray(self.value(**{n: env[n] for n in self.names}), dtype=float)
+            except ExpressionError:
+                raise
+            except Exception as exc:   # the user's function: its error, in one line
+                raise ExpressionError(self._where(f"{self.text} raised {type(exc).__name__}: {exc}")) from None
+        else:
+            out = self.value
+            try:
+                fits = out.shape == target or np.broadcast_shapes(out.shape, points) == points
+            except ValueError:
+                fits = False
+            if env and not fits:
+                raise ExpressionError(self._where(
+                    f"an array of shape {out.shape} where the values at points of shape {points} are needed "
+                    "(an array gives the values at the mesh points; use a callable for other points)"))
+        try:
+            out = np.broadcast_to(out, np.broadcast_shapes(out.shape, target)).copy()
+        except ValueError:
+            raise ExpressionError(self._where(f"{self.text} gives shape {out.shape}, expected {target}")) from None
+        if not np.all(np.isfinite(out)):
+            bad = np.count_nonzero(~np.isfinite(out))
+            raise ExpressionError(self._where(
+                f"{self.text} gives non-finite values (NaN or inf) at {bad} of {out.size} points"))
+        if self.values is None:
+            self.values = out.copy()
+        return out
+
+    def __repr__(self):
+        return f"InputExpression({self.text})"

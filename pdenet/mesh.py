@@ -145,26 +145,32 @@ class Mesh:
     # -- geometry -----------------------------------------------------------
     @property
     def ndim(self):
+        """Number of dimensions (1-3)."""
         return len(self.cells)
 
     @property
     def shape(self):
+        """Cells per dimension, as a tuple (the shape of a field)."""
         return self.cells
 
     @property
     def size(self):
+        """Total number of cells."""
         return math.prod(self.cells)
 
     @cached_property
     def spacing(self):
+        """Cell width per dimension."""
         return tuple((u - l) / n for l, u, n in zip(self.lower, self.upper, self.cells))
 
     @property
     def cell_volume(self):
+        """Volume (length, area) of one cell: the midpoint-rule weight h."""
         return float(np.prod(self.spacing))
 
     @property
     def volume(self):
+        """Volume of the box."""
         return float(np.prod([u - l for l, u in zip(self.lower, self.upper)]))
 
     @cached_property
@@ -251,4 +257,8 @@ class Mesh:
         return isinstance(other, Mesh) and self.describe() == other.describe()
 
     def __repr__(self):
-        return f"Mesh(lower={list(self.lower)}, upper={list(self.upper)}, cells={list(self.cells)})"
+        kinds = [[s.kind for s in pair] for pair in self.boundary]
+        bc = kinds[0][0] if all(k == kinds[0][0] for pair in kinds for k in pair) else kinds
+        def g(v):
+            return "[" + ", ".join(f"{float(x):g}" for x in v) + "]"
+        return f"Mesh(lower={g(self.lower)}, upper={g(self.upper)}, cells={list(self.cells)}, boundary={bc!r})"

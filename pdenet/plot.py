@@ -1,10 +1,28 @@
-"""Plots of results (PNG). Figures are plain :class:`matplotlib.figure.Figure` objects, not
+"""Plots of results. Figures are plain :class:`matplotlib.figure.Figure` objects, not
 pyplot figures: nothing here chooses or changes matplotlib's backend, so importing a plot
-module never affects a notebook's inline plotting, and saving needs no display."""
+module never affects a notebook's inline plotting, and saving needs no display.
+
+Every plotter (this module's and each model's, ``pdenet.models.PLOTTERS``) takes the result
+first and returns the :class:`~matplotlib.figure.Figure` (a notebook shows it when it is the
+cell's value); given ``path`` it also saves the figure there. ``pdenet plot`` calls
+:func:`plot_file`, which saves the model's figure."""
 import math
 
 import numpy as np
 from matplotlib.figure import Figure
+
+
+class PdenetFigure(Figure):
+    """A :class:`~matplotlib.figure.Figure` that a notebook displays as a PNG when it is a
+    cell's value, without pyplot (which would pick a backend): Jupyter's inline display of plain
+    Figures is registered only once pyplot is imported."""
+
+    def _repr_png_(self):
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
 
 
 class _Figures:
@@ -12,11 +30,11 @@ class _Figures:
 
     @staticmethod
     def figure(**kwargs):
-        return Figure(**kwargs)
+        return PdenetFigure(**kwargs)
 
     @staticmethod
     def subplots(nrows=1, ncols=1, *, figsize=None, layout=None, **kwargs):
-        fig = Figure(figsize=figsize, layout=layout)
+        fig = PdenetFigure(figsize=figsize, layout=layout)
         return fig, fig.subplots(nrows, ncols, **kwargs)
 
     @staticmethod
@@ -25,6 +43,13 @@ class _Figures:
 
 
 plt = _Figures()
+
+
+def saved(fig, path=None, dpi=110):
+    """``fig``, after saving it to ``path`` when one is given (the last line of every plotter)."""
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
 
 
 def check_image_path(path):
@@ -39,15 +64,20 @@ def check_image_path(path):
                           f"use one of {', '.join('.' + f for f in sorted(formats))}")
 
 
-def plot_file(result, path, **options):
-    """`pdenet plot`: the model's own plotter when it has one, else :func:`plot_result`."""
+def plot_figure(result, **options):
+    """The model's own figure of ``result`` (its registered plotter) when it has one, else
+    :func:`plot_result`'s; returns the :class:`~matplotlib.figure.Figure`."""
     from .models import get_plotter
 
+    plotter = get_plotter(result.attrs.get("model")) or plot_result
+    return plotter(result, **options)
+
+
+def plot_file(result, path, **options):
+    """`pdenet plot`: :func:`plot_figure` saved to ``path``; returns ``path``."""
     check_image_path(path)
-    plotter = get_plotter(result.attrs.get("model"))
-    if plotter is not None:
-        return plotter(result, path, **options)
-    return plot_result(result, path, **options)
+    saved(plot_figure(result, **options), path)
+    return path
 
 
 def _snapshots(n, count=4):
@@ -55,9 +85,9 @@ def _snapshots(n, count=4):
     return idx
 
 
-def plot_result(result, path, field=None, sample=0, diagnostics=True):
+def plot_result(result, path=None, field=None, sample=0, diagnostics=True):
     """Snapshots of a field (lines in 1-D, images in 2-D, mid-plane slices in 3-D) and the
-    diagnostics time series; returns the path written."""
+    diagnostics time series; returns the Figure (saved to ``path`` when given)."""
     fields = result.fields
     names = [field] if field else list(fields)[:1]
     for name in names:
@@ -109,12 +139,10 @@ def plot_result(result, path, field=None, sample=0, diagnostics=True):
         ax.legend(fontsize=8)
     fig.suptitle(f"{result.attrs.get('case_name', '')} ({result.attrs.get('model', '')})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
-def plot_convergence(study, path):
+def plot_convergence(study, path=None):
     res = np.array(study["resolution"])
     err = np.array(study["errors"], dtype=float)
     ok = np.isfinite(err) & (err > 0)
@@ -145,6 +173,4 @@ def plot_convergence(study, path):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

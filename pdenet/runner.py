@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -140,11 +140,10 @@ class _CheckedSink(FanOut):
 
 
 def progress_bar(total, desc, quiet):
-    """A tqdm bar on stderr (silent with ``quiet`` or when stderr is not a terminal)."""
-    from tqdm import tqdm
+    """A tqdm.auto bar on stderr (see :func:`pdenet.log.progress`; none with ``quiet``)."""
+    from .log import progress
 
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False,
-                disable=True if quiet else None, dynamic_ncols=True)
+    return progress(total, desc, quiet)
 
 
 def provenance(case):
@@ -172,7 +171,8 @@ def validate(case: str | Case, overrides: Sequence[str] = (), comm: Any = None) 
         return loaded.model_cls(loaded, comm)
 
 
-def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(), comm=None, force=False):
+def run(case, output=None, overrides=(), quiet=None, write=True, extra_sinks=(), comm=None, force=False,
+        resume=None):
     """Solve a case; returns the :class:`~pdenet.io.Result`.
 
     ``case``: a path, TOML text or a loaded :class:`~pdenet.case.Case`.
@@ -182,6 +182,9 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     ``[solver] backend = "petsc"``); every rank runs this call, the state is
     gathered at each save and rank 0 alone writes the file.
     ``force``: replace an existing output that is not a pdenet HDF5 file (the case file too).
+    ``quiet``: True, no progress bar; False, always one; None (default), one once the run has
+    lasted 2 s (a widget in Jupyter). The ``pdenet`` logger (:mod:`pdenet.log`) reports the
+    run's start and end. ``resume``: a :class:`pdenet.restart.Resume` (``pdenet run --resume``).
     A run holds a lock on its output for its whole length (a second run to the same output
     raises :class:`~pdenet.errors.OutputError` at once); a failed or interrupted run keeps
     its file as ``OUT.failed.h5`` / ``OUT.interrupted.h5`` and leaves ``OUT.h5`` alone.
@@ -194,12 +197,20 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
     h5 = H5Sink(path, case["output.compression"], force) if write and rank == 0 else None
     interrupts = _Interrupts()
     sink = _CheckedSink(interrupts, memory, h5, *extra_sinks)
-    bar = progress_bar(model.work_units(), case.name, quiet or rank != 0)
+    bar = progress_bar(model.work_units(), case.name, True if rank != 0 else quiet)
+    from .log import logger
+
+    logger.info("%s: model %s, output %s", case.source or case.name, case.model, path or "(memory only)")
     with interrupts.installed():
         try:
             sink.start(provenance(case), model.mesh)
+            for key, (values, attrs) in case.input_arrays().items():   # Case.from_dict arrays/functions
+                sink.write("inputs", key, values, attrs)
             # overflow is detected and reported by the solvers (non-finite state), not warned about
-            with np.errstate(over="ignore", invalid="ignore"), numba_threads(model.threads):
+            if resume is not None:   # pdenet run --resume: the saves before the resumed one
+                resume.replay(sink)
+            with np.errstate(over="ignore", invalid="ignore"), resume.active() if resume else nullcontext(), \
+                    numba_threads(model.threads):
                 model.run(sink, interrupts.progress(bar.update))
         except KeyboardInterrupt:
             sink.finish("interrupted", "interrupted by the user")
@@ -216,4 +227,5 @@ def run(case, output=None, overrides=(), quiet=True, write=True, extra_sinks=(),
             sink.finish("complete")
         finally:
             bar.close()
+    logger.info("%s: complete%s", case.source or case.name, f", wrote {path}" if path else "")
     return memory.result(path)

@@ -185,10 +185,9 @@ def run_one(index, case_path, overrides, path, rank=0):
 
 
 def _bar(total, quiet):
-    from tqdm import tqdm
+    from .log import progress
 
-    return tqdm(total=total, desc="sweep", unit="case", file=sys.stderr, leave=False,
-                disable=True if quiet else None, dynamic_ncols=True)
+    return progress(total, "sweep", quiet, unit="case")
 
 
 def sweep(case_path, grid_items, outdir=None, overrides=(), quiet=False, comm=None):
@@ -309,6 +308,23 @@ def write_summary(path, base, grids, combos, records, ranks=1):
         names = sorted({k for r in records for k in r["attrs"]})
         for name in names:
             sink.write("sweep/attrs", name, np.array([r["attrs"].get(name, np.nan) for r in records]))
+        # the same records as an N-d grid over the swept keys (one axis per key, in --grid order),
+        # so xarray selects by value: open_dataset(path, engine="h5netcdf", group="sweep/grid")
+        shape = tuple(len(values) for _, values in grids)
+        for key, values in grids:
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in values):
+                axis = np.array([v for _, v in values], dtype=float)
+            else:
+                axis = np.array([text for text, _ in values], dtype=strings)
+            sink.write("sweep/grid", key, axis)
+        sink.write("sweep/grid", "status", np.array([r["status"] for r in records], dtype=strings).reshape(shape))
+        sink.write("sweep/grid", "path", np.array([os.path.relpath(os.path.abspath(r["path"]), base_dir)
+                                                   if r["path"] else "" for r in records],
+                                                  dtype=strings).reshape(shape))
+        sink.write("sweep/grid", "wall_time", np.array([r["wall_time"] for r in records]).reshape(shape))
+        for name in names:
+            sink.write("sweep/grid", name,
+                       np.array([r["attrs"].get(name, np.nan) for r in records]).reshape(shape))
     except BaseException:
         sink.finish("failed", "writing the summary failed")
         raise
@@ -321,6 +337,7 @@ def load_summary(path):
     import h5py
 
     from .errors import OutputError
+    from .io.netcdf import is_bare_dimension
 
     def s(x):
         return x.decode() if isinstance(x, bytes) else str(x)
@@ -334,7 +351,7 @@ def load_summary(path):
         g = fh["sweep"]
         keys = [s(k) for k in g["keys"][()]]
         values = {k: [s(v) if isinstance(v, bytes) else float(v) for v in g["values"][k][()]] for k in keys}
-        attrs = {k: g["attrs"][k][()] for k in g["attrs"]} if "attrs" in g else {}
+        attrs = {k: v[()] for k, v in g["attrs"].items() if not is_bare_dimension(v)} if "attrs" in g else {}
         base_dir = os.path.dirname(os.path.abspath(path))
         out = []
         for i, st in enumerate(g["status"][()]):

@@ -19,9 +19,16 @@ Stepping interfaces (a system provides one):
 The state is opaque to the loop: whatever ``advance`` returns is passed to the observers and to
 the next ``advance``. A distributed system may keep its state internally and return the
 gathered array (or ``None`` on ranks that hold no copy).
+
+**Restart** (:func:`resume_at`): inside ``with resume_at(k, state):`` the next march starts at
+save ``k`` from ``state`` instead of save 0 (frames 0..k-1 are not emitted; frame k is, from the
+given state), so a run continued from its file's last save repeats exactly the arithmetic of an
+uninterrupted one.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence, runtime_checkable
 
@@ -134,20 +141,42 @@ def require_finite(what: str = "state") -> Observer:
     return check
 
 
+_RESUME: ContextVar[tuple[int, Any] | None] = ContextVar("march_resume", default=None)
+
+
+@contextmanager
+def resume_at(index: int, state: Any) -> Any:
+    """The next :func:`march` in this context starts at save ``index`` from ``state`` (once)."""
+    token = _RESUME.set((index, state))
+    try:
+        yield
+    finally:
+        _RESUME.reset(token)
+
+
 def march(system: FixedStepSystem | AdaptiveSystem, state: Any, schedule: SaveSchedule,
           observers: Iterable[Observer] = (), progress: Callable[[int], Any] | None = None) -> Any:
     """Advance ``state`` through ``schedule``; call every observer at every saved time
-    (including the initial one). Returns the final state."""
+    (including the initial one). Returns the final state. Under :func:`resume_at` the march
+    starts at that save from that state."""
     obs: Sequence[Observer] = tuple(observers)
     fixed = schedule.steps is not None
+    start, pending = 0, _RESUME.get()
+    if pending is not None:
+        _RESUME.set(None)   # one march: the run's main one
+        start, state = pending
+        if not 0 <= start < len(schedule.times):
+            raise ValueError(f"cannot resume at save {start} of {len(schedule.times)}")
+        if progress is not None and start:
+            progress(schedule.steps[start] - schedule.steps[0] if fixed and schedule.steps else start)
 
     def emit(i: int, state: Any, steps: int) -> None:
         frame = Frame(i, schedule.times[i], state, steps)
         for o in obs:
             o(frame)
 
-    emit(0, state, 0)
-    for i in range(1, len(schedule.times)):
+    emit(start, state, 0)
+    for i in range(start + 1, len(schedule.times)):
         if fixed:
             assert schedule.steps is not None
             n0, n1 = schedule.steps[i - 1], schedule.steps[i]

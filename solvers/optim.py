@@ -124,9 +124,10 @@ def _norm(arrays: Mapping[str, Any], names: Iterable[str], objective: object = N
 class _History:
     """Per-iteration records; ``row`` appends one iteration and calls the callback."""
 
-    def __init__(self, callback: Callback | None) -> None:
+    def __init__(self, callback: Callback | None, offset: int = 0) -> None:
         self.rows: list[dict[str, float]] = []
         self.callback = callback
+        self.offset = offset   # the first row's iteration number (a resumed run)
 
     def row(self, objective: object, **values: float) -> bool:
         metrics = getattr(objective, "metrics", None)
@@ -135,7 +136,7 @@ class _History:
                 values.setdefault(key, float(v))
         self.rows.append(values)
         if self.callback is not None:
-            return bool(self.callback(len(self.rows) - 1, dict(values)))
+            return bool(self.callback(len(self.rows) - 1 + self.offset, dict(values)))
         return False
 
     def arrays(self) -> History:
@@ -186,19 +187,55 @@ def _projected_gradient_norm(params: Params, grad: Mapping[str, Any], box: Box |
 
 
 def adam(objective: Objective, iterations: int, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999),
-         eps: float = 1e-8, box: Box | None = None, callback: Callback | None = None) -> History:
-    """Adam (Kingma & Ba 2015) with bias correction, projected onto the box after every step."""
+         eps: float = 1e-8, box: Box | None = None, callback: Callback | None = None,
+         state: dict[str, Any] | None = None) -> History:
+    """Adam (Kingma & Ba 2015) with bias correction, projected onto the box after every step.
+
+    ``state`` (a dict, optional): after every iteration it holds the restart point -- ``it``,
+    the parameters, the moments ``m``, ``v``, the gradient and loss at the iterate, and the
+    objective's own state (``objective.save_state()``, e.g. a mini-batch RNG) when it has one.
+    Given a dict that already holds one, Adam continues from it: the same arithmetic as a run
+    that was never stopped (the history then starts at iteration ``it + 1``)."""
     params = objective.params
     names = list(params)
     _check_box(params, box)
-    project(params, box)
     b1, b2 = betas
-    m = {n: np.zeros_like(params[n]) for n in names}
-    v = {n: np.zeros_like(params[n]) for n in names}
-    hist = _History(callback)
-    J, grad = objective.loss_and_gradient()
-    stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective), step=0.0)
-    for it in range(1, iterations + 1):
+    resume = state is not None and "it" in state
+
+    def snapshot(it: int) -> None:
+        if state is not None:   # built whole, then swapped in by one update
+            new: dict[str, Any] = dict(it=it, J=float(J), params={n: params[n].copy() for n in names},
+                                       m={n: m[n].copy() for n in names}, v={n: v[n].copy() for n in names},
+                                       grad={n: np.array(grad[n], copy=True) for n in names})
+            save = getattr(objective, "save_state", None)
+            if callable(save):
+                new["objective"] = save()
+            state.update(new)
+
+    if resume:
+        assert state is not None
+        start = int(state["it"])
+        for n in names:
+            params[n][...] = state["params"][n]
+        m = {n: np.array(state["m"][n], dtype=float) for n in names}
+        v = {n: np.array(state["v"][n], dtype=float) for n in names}
+        grad: Mapping[str, Array] = {n: np.array(state["grad"][n], dtype=float) for n in names}
+        J = float(state["J"])
+        load = getattr(objective, "load_state", None)
+        if callable(load) and "objective" in state:
+            load(state["objective"])
+        hist = _History(callback, offset=start + 1)
+        stop = False
+    else:
+        start = 0
+        project(params, box)
+        m = {n: np.zeros_like(params[n]) for n in names}
+        v = {n: np.zeros_like(params[n]) for n in names}
+        hist = _History(callback)
+        J, grad = objective.loss_and_gradient()
+        stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective), step=0.0)
+        snapshot(0)
+    for it in range(start + 1, iterations + 1):
         if stop:
             break
         c1, c2 = 1.0 - b1 ** it, 1.0 - b2 ** it
@@ -213,6 +250,7 @@ def adam(objective: Objective, iterations: int, lr: float = 1e-2, betas: tuple[f
         J, grad = objective.loss_and_gradient()
         stop = hist.row(objective, loss=J, grad_norm=_norm(grad, names, objective),
                         step=_norm(moved, names, objective))
+        snapshot(it)
     return hist.arrays()
 
 

@@ -16,12 +16,13 @@ def test_layout_and_round_trip(tmp_path):
         assert fh.attrs["model"] == "network"
         assert "steps = 8" in fh.attrs["case"]  # the effective case text, overrides applied
         assert list(fh["mesh"].attrs["cells"]) == [32]
-        assert fh["mesh/x1"].shape == (32,)
+        assert fh["x1"].shape == (32,) and "x1" not in fh["mesh"]   # coordinates at the root (netCDF-4)
         np.testing.assert_allclose(fh["time"][()], [0, 0.25, 0.5, 0.75, 1.0])
         f = fh["fields/f"]
         assert f.shape == (5, 3, 32)
         assert f.compression == "gzip" and f.chunks[0] == 1
-        assert f.dims[0][0].name == "/time" and f.dims[2][0].name == "/mesh/x1"
+        assert [f.dims[k][0].name for k in range(3)] == ["/time", "/sample", "/x1"]
+        assert [f.dims[k].label for k in range(3)] == ["time", "sample", "x1"]
         assert fh["fields/r"].shape == (5, 3, 32)
         assert fh["diagnostics/lyapunov"].shape == (5,)
         assert fh["gradients/b"].shape == (1, 32, 32)

@@ -370,6 +370,18 @@ class FokkerPlanckModel(Model):
     def work_units(self) -> int:
         return max(self.steps, 1)
 
+    def resume_state(self, result: Any) -> np.ndarray:
+        """``pdenet run --resume``: the density at the last save, for the built-in one-step
+        steppers without companions (their state is rho alone)."""
+        why = ("the steady solve has no time steps" if self.stepper == "steady" else
+               "PETSc keeps its own state" if self.petsc else
+               "bdf2 needs the step before the last" if self.stepper == "bdf2" else
+               "its SGD runs or particles are not saved" if self._companions() else
+               "the file has no field rho" if "rho" not in result.fields else "")
+        if why:
+            raise self.case.error(f"this case cannot resume from its file: {why}", key="--resume")
+        return np.asarray(result.fields["rho"][-1], dtype=float).reshape(np.shape(self.rho0))
+
     # -- running ------------------------------------------------------------
     def run(self, sink: Any, progress: Callable[[int], Any] = lambda k: None) -> dict[str, float]:
         op = self.op0

@@ -7,7 +7,7 @@ visible as closed streamlines), and the diagnostics. 3-D: mid-plane slices.
 """
 import numpy as np
 
-from ..plot import plt
+from ..plot import saved, plt
 
 _SHOWN = ("mass", "free_energy", "relative_entropy", "kl_to_steady", "survival", "circulation", "current_l1",
           "error_rho_l2", "particle_l1", "sgd_l1")
@@ -85,7 +85,8 @@ def _nonequilibrium_panel(ax, result):
     ax.legend(fontsize=6, loc="lower right")
 
 
-def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
+def plot_fokker_planck(result, path=None, field=None, sample=0, diagnostics=True):
+    """The fokker-planck figure of ``result`` (a Figure; saved to ``path`` when given)."""
     mesh = result.mesh
     rho = result.fields.get(field or "rho")
     if rho is None:
@@ -150,6 +151,4 @@ def plot_fokker_planck(result, path, field=None, sample=0, diagnostics=True):
             _nonequilibrium_panel(axes[-1], result)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

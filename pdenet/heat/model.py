@@ -136,6 +136,13 @@ class HeatModel(Model):
         if "u" in (self.case.get("exact") or {}):
             frame.diagnostics.update(self.exact_errors("u", frame.t, u))
 
+    def resume_state(self, result):
+        """``pdenet run --resume``: u at the last save is the whole state of both steppers."""
+        if "u" not in result.fields:
+            raise self.case.error("the file has no field u to resume from (output.fields left it out)",
+                                  key="--resume")
+        return result.fields["u"][-1]
+
     def run(self, sink, progress=lambda k: None) -> dict[str, Any]:
         stepper = HeatStepper(self.stepper_name, self.A, self.b, self.kappa, self.dt, self.source())
         system = HeatSystem(stepper, self.mesh.shape)

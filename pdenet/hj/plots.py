@@ -1,7 +1,7 @@
 """The figure of the ``hamilton-jacobi`` model (``pdenet plot``)."""
 import numpy as np
 
-from ..plot import plot_result, plt
+from ..plot import saved, plot_result, plt
 
 COLOURS = {"f": "k", "u": "tab:red", "u_inviscid": "tab:blue", "v_heat": "tab:green"}
 LABELS = {"f": "f (loss)", "u": "viscous HJ u(x, T)", "u_inviscid": "inviscid HJ (Hopf-Lax)",
@@ -10,7 +10,8 @@ ALG_COLOURS = {"sgd": "0.4", "entropy_sgd": "tab:red", "hj": "tab:blue", "heat":
                "elastic": "tab:purple"}
 
 
-def plot_hj(result, path, field=None, sample=0, diagnostics=True):
+def plot_hj(result, path=None, field=None, sample=0, diagnostics=True):
+    """The hamilton-jacobi figure of ``result`` (a Figure; saved to ``path`` when given)."""
     mesh = result.mesh
     if mesh.ndim != 1 or field:
         return plot_result(result, path, field=field or "u", sample=sample, diagnostics=diagnostics)
@@ -66,6 +67,4 @@ def plot_hj(result, path, field=None, sample=0, diagnostics=True):
         ax.set_title("widening: semi-concavity bound", fontsize=10)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

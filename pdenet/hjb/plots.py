@@ -1,10 +1,10 @@
 """The figure of the ``hjb`` model (``pdenet plot``)."""
 import numpy as np
 
-from ..plot import plot_result, plt
+from ..plot import saved, plot_result, plt
 
 
-def plot_hjb(result, path, field=None, sample=0, diagnostics=True):
+def plot_hjb(result, path=None, field=None, sample=0, diagnostics=True):
     mesh = result.mesh
     if mesh.ndim != 1 or field:
         return plot_result(result, path, field=field or "u", sample=sample, diagnostics=diagnostics)
@@ -55,6 +55,4 @@ def plot_hjb(result, path, field=None, sample=0, diagnostics=True):
     ax.legend(fontsize=7, loc="upper left")
     ax.set_xlabel("x")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)

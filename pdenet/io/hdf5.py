@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from ..errors import OutputError
 from .lock import held_message, lock_name
+from .netcdf import dim_names, label_file
 from .sink import Sink
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def is_pdenet_file(path: str) -> bool:
 
 
 class H5Sink(Sink):
+    """The crash-safe HDF5 output file of a run (module docstring): locked, written to a ``.partial`` file, renamed by :meth:`finish`; netCDF-4 dimensions (:mod:`pdenet.io.netcdf`)."""
     def __init__(self, path: str | os.PathLike[str], compression: str = "gzip", force: bool = False,
                  keep_apart: bool = True) -> None:
         self.path = os.fspath(path)
@@ -115,17 +117,18 @@ class H5Sink(Sink):
         return {}
 
     def _attach_scales(self, dset: Any) -> None:
-        dset.dims[0].attach_scale(self.fh["time"])
-        dset.dims[0].label = "t"
-        if self.mesh is None:
-            return
-        nd = self.mesh.ndim
-        lead = dset.ndim - nd
-        if lead == 2:
-            dset.dims[1].label = "sample"
-        for d in range(nd):
-            dset.dims[lead + d].attach_scale(self.fh[f"mesh/x{d + 1}"])
-            dset.dims[lead + d].label = f"x{d + 1}"
+        """A field's axes: time, [sample,] x1..xn -- coordinates at the root (netcdf.py)."""
+        cells = tuple(self.mesh.cells) if self.mesh is not None else None
+        names = dim_names("fields", dset.name.rsplit("/", 1)[1], dset.shape, cells, {})
+        for k, dim in enumerate(names):
+            if dim == "sample" and "sample" not in self.fh:
+                s = self.fh.create_dataset("sample", data=np.arange(dset.shape[k], dtype=np.int64))
+                s.make_scale("sample")
+            if dim in ("time", "sample") or (dim.startswith("x") and dim in self.fh):
+                if dim != "time" and self.fh[dim].shape[0] != dset.shape[k]:
+                    continue      # another sample count: labelled by finish
+                dset.dims[k].attach_scale(self.fh[dim])
+                dset.dims[k].label = dim
 
     def _dset(self, path: str) -> Any:
         if path not in self._open:
@@ -217,6 +220,7 @@ class H5Sink(Sink):
             raise OutputError(f"{name}: {why}")
 
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
+        """Lock the target, refuse what may not be replaced, create the ``.partial`` file: root attributes, ``/mesh``, the root coordinates ``x1..xn`` and ``time``."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -236,6 +240,9 @@ class H5Sink(Sink):
         self.mesh = mesh
         self.set_attrs(attrs)
         self.fh.attrs["status"] = "running"
+        # room for the closing message in the root's header now: added at the end, on a full disk,
+        # it needs new space there that cannot be written (the file would become unreadable)
+        self.fh.attrs["message"] = ""
         if mesh is not None:
             g = self.fh.create_group("mesh")
             desc = mesh.describe()
@@ -244,19 +251,22 @@ class H5Sink(Sink):
             g.attrs["cells"] = desc["cells"]
             g.attrs["boundary"] = json.dumps(desc["boundary"])
             g.attrs["ndim"] = mesh.ndim
+            # cell centres: coordinate variables (dimension scales) at the root, where netCDF-4
+            # lets every group use them (netcdf.py); /mesh keeps the attributes
             for d, axis in enumerate(mesh.axes):
-                ds = g.create_dataset(f"x{d + 1}", data=axis)
+                ds = self.fh.create_dataset(f"x{d + 1}", data=axis)
                 ds.make_scale(f"x{d + 1}")
         self._create_time()
         self.fh.flush()
 
     def _create_time(self) -> None:
         t = self.fh.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
-        t.make_scale("t")
+        t.make_scale("time")
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
         # all rows or none: /time, every field and diagnostic are cut back to the previous save
         # when this one does not complete (I/O error, a second Ctrl-C: see runner._Interrupts)
+        """Append one save to ``/time``, every field and diagnostic, and flush; all rows or none (rolled back on an error or a second Ctrl-C)."""
         i = self.n_saves
         names = ["time", *(f"fields/{k}" for k in fields), *(f"diagnostics/{k}" for k in diagnostics)]
         with self._writing(f"save {i} (t = {t:g})"):
@@ -267,7 +277,7 @@ class H5Sink(Sink):
                     dset = self._field(name, arr.shape)
                     dset.resize((self.n_saves,) + arr.shape)
                     dset[i] = arr
-                group = self.fh.require_group("diagnostics")
+                group: Any = self.fh.require_group("diagnostics") if diagnostics else {}
                 for name, value in diagnostics.items():
                     if name not in group:
                         group.create_dataset(name, shape=(0,), maxshape=(None,), dtype="f8", chunks=(256,))
@@ -283,6 +293,7 @@ class H5Sink(Sink):
                 raise
 
     def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
+        """Fill slot ``index`` of a field created at full size with NaN (the co-state, computed backward)."""
         array = np.asarray(array, dtype=float)
         with self._writing(f"field {name} [{index}]"):
             dset = self._field(name, array.shape, n_rows=n_saved, fill=np.nan)
@@ -292,6 +303,7 @@ class H5Sink(Sink):
             self.fh.flush()
 
     def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
+        """Fill slot ``index`` of a diagnostic created at full size with NaN."""
         with self._writing(f"diagnostic {name} [{index}]"):
             group = self.fh.require_group("diagnostics")
             if name not in group:
@@ -300,6 +312,7 @@ class H5Sink(Sink):
             self._dset(f"diagnostics/{name}")[index] = value
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
+        """Write (or replace) the per-run array ``/group/name`` with its attributes; compressed above 1024 entries."""
         array = np.asarray(array)
         kw = self._opts() if array.size > 1024 else {}
         with self._writing(f"/{group}/{name}"):
@@ -312,6 +325,7 @@ class H5Sink(Sink):
             self.fh.flush()
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Root attributes (lists of strings as string arrays, dicts as JSON)."""
         for k, v in attrs.items():
             if v is None:
                 continue
@@ -323,8 +337,14 @@ class H5Sink(Sink):
                 self.fh.attrs[k] = v
 
     def finish(self, status: str = "complete", message: str = "") -> None:
+        """Name every axis (netCDF-4), write ``status``/``message``, close, rename the ``.partial`` file to the target (complete) or ``OUT.<status>.h5``, unlock."""
         if self.fh is None:
             return
+        if not self.error:
+            try:   # name every axis not named yet (netCDF-4 dimensions); skipped after a failed write
+                label_file(self.fh, tuple(self.mesh.cells) if self.mesh is not None else None)
+            except IO_ERRORS:
+                pass
         failed, self.error = self.error, ""
         try:
             with self._writing(f"status {status}"):
@@ -333,6 +353,8 @@ class H5Sink(Sink):
                 self.fh.attrs["status"] = status
                 if message:
                     self.fh.attrs["message"] = message
+                elif "message" in self.fh.attrs and not self.fh.attrs["message"]:
+                    del self.fh.attrs["message"]
                 self.fh.close()
         except OutputError:
             try:

@@ -21,6 +21,11 @@ import numpy.typing as npt
 
 from ..errors import OutputError
 from ..mesh import Mesh
+from .netcdf import is_bare_dimension
+
+# HDF5 dimension-scale bookkeeping (netcdf.py), not attributes a model wrote
+SCALE_ATTRS = ("CLASS", "NAME", "DIMENSION_LIST", "REFERENCE_LIST", "DIMENSION_LABELS",
+               "_Netcdf4Dimid", "_Netcdf4Coordinates")
 
 # the per-run groups every Result has (empty when nothing was written); any other group a model
 # writes is read too
@@ -64,11 +69,108 @@ class Result:
             return groups[name]
         raise AttributeError(name)
 
+    def to_xarray(self) -> Any:
+        """The run as an ``xarray.DataTree``, node for node what
+        ``xr.open_datatree(path, engine="h5netcdf")`` gives for its file: the root holds the
+        coordinates ``time``, ``x1..xn``, ``sample`` and the root attributes; ``/fields``,
+        ``/diagnostics``, ``/train`` (coordinate ``iteration``), ``/controls``, ... one node per
+        group with the dimension names of :func:`pdenet.io.netcdf.dim_names`. Needs xarray
+        (``pip install xarray``; not a dependency of pdenet)."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("Result.to_xarray needs xarray (pip install xarray)") from None
+        from .netcdf import dim_names
+
+        cells = tuple(self.mesh.cells) if self.mesh is not None else None
+        coords: dict[str, Any] = {"time": ("time", self.time)}
+        if self.mesh is not None:
+            for d, axis in enumerate(self.mesh.axes):
+                coords[f"x{d + 1}"] = (f"x{d + 1}", np.asarray(axis))
+        sizes = {k: len(v[1]) for k, v in coords.items()}
+        for name, arr in self.fields.items():
+            if "sample" not in sizes and dim_names("fields", name, np.shape(arr), cells, sizes)[1:2] == ["sample"]:
+                sizes["sample"] = np.shape(arr)[1]
+                coords["sample"] = ("sample", np.arange(np.shape(arr)[1], dtype=np.int64))
+        nodes: dict[str, Any] = {"/": xr.Dataset(coords=coords, attrs=dict(self.attrs))}
+        if self.mesh is not None:
+            desc = self.mesh.describe()
+            nodes["/mesh"] = xr.Dataset(attrs={"lower": desc["lower"], "upper": desc["upper"],
+                                               "cells": desc["cells"], "boundary": json.dumps(desc["boundary"]),
+                                               "ndim": self.mesh.ndim})
+        tables: dict[str, dict[str, Any]] = {"fields": dict(self.fields), "diagnostics": dict(self.diagnostics)}
+        for g, items in self.groups.items():
+            for path, arr in items.items():
+                sub, _, leaf = f"{g}/{path}".rpartition("/")
+                tables.setdefault(sub, {})[leaf] = arr
+        grid = [k.decode() if isinstance(k, bytes) else str(k) for k in self.groups["sweep"].get("keys", [])]
+        for gpath, items in tables.items():
+            if not items:
+                continue
+            local = dict(sizes)
+            coord = {"train": ["iteration"], "sweep/grid": grid}.get(gpath, [])
+            for c in coord:
+                if np.ndim(items.get(c, 0)) == 1:
+                    local[c] = len(items[c])
+            data: dict[str, Any] = {}
+            for leaf, arr in items.items():
+                a = np.asarray(arr)
+                if a.dtype.kind in "OS":   # h5py reads strings as bytes; xarray decodes them
+                    a = np.vectorize(lambda x: x.decode() if isinstance(x, bytes) else x, otypes=[object])(a)
+                dims = dim_names(gpath, leaf, a.shape, cells, local, grid)
+                if leaf in coord and a.ndim == 1:
+                    dims = [leaf]
+                for k, dim in enumerate(dims):   # a preferred name taken with another size: generic
+                    if local.setdefault(dim, a.shape[k]) != a.shape[k]:
+                        dims[k] = f"{leaf}_{k}"
+                data[leaf] = xr.Variable(dims, a, attrs=self.group_attrs.get(f"{gpath}/{leaf}", {}))
+            ds = xr.Dataset({k: v for k, v in data.items() if v.dims != (k,)},
+                            coords={k: v for k, v in data.items() if v.dims == (k,)},
+                            attrs=self.group_attrs.get(gpath, {}))
+            nodes[f"/{gpath}"] = ds
+        return xr.DataTree.from_dict(nodes)
+
+    def _overview(self) -> list[tuple[str, str]]:
+        """(label, text) rows shared by the repr and the HTML repr."""
+        rows = [("model", f"{self.attrs.get('model')}  (case {self.attrs.get('case_name')}, "
+                          f"status {self.status})")]
+        if self.path:
+            rows.append(("file", str(self.path)))
+        if self.mesh is not None:
+            rows.append(("mesh", f"{list(self.mesh.cells)} cells on "
+                                 f"{' x '.join(f'[{lo:g}, {hi:g}]' for lo, hi in zip(self.mesh.lower, self.mesh.upper))}"))
+        if self.time.size:
+            rows.append(("time", f"{self.time.size} saves, t = {self.time[0]:g} .. {self.time[-1]:g}"))
+        if self.fields:
+            rows.append(("fields", ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in self.fields.items())))
+        if self.diagnostics:
+            rows.append(("diagnostics", ", ".join(self.diagnostics)))
+        for g, items in self.groups.items():
+            if items:
+                names = list(items)
+                more = f", ... ({len(names)} arrays)" if len(names) > 8 else ""
+                rows.append((g, ", ".join(names[:8]) + more))
+        return rows
+
+    def __repr__(self) -> str:
+        rows = self._overview()
+        width = max(len(k) for k, _ in rows)
+        return "<pdenet.Result\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in rows) + ">"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in self._overview())
+        return f"<div><b>pdenet.Result</b><table>{body}</table></div>"
+
     @property
     def status(self) -> str:
+        """The run's ``status`` attribute (complete | failed | interrupted | running | unknown)."""
         return self.attrs.get("status", "unknown")
 
     def summary(self) -> str:
+        """Multi-line text of ``pdenet info``: provenance, mesh, saves, every array with its shape or value."""
         lines = [f"model {self.attrs.get('model')}  case {self.attrs.get('case_name')}  "
                  f"status {self.status}  pdenet {self.attrs.get('pdenet_version')}",
                  f"created {self.attrs.get('created')}"]
@@ -159,13 +261,16 @@ def open_result(path: str | os.PathLike[str]) -> Result:
             if g in LAYOUT or not isinstance(obj, h5py.Group):
                 continue
             items = groups[g] = {}
-            if obj.attrs:
-                group_attrs[g] = {k: _attr(v) for k, v in obj.attrs.items()}
+            if own := {k: _attr(v) for k, v in obj.attrs.items() if k not in SCALE_ATTRS}:
+                group_attrs[g] = own
 
             def visit(name: str, node: Any, g: str = g, items: dict[str, np.ndarray] = items) -> None:
                 if isinstance(node, h5py.Dataset):
+                    if is_bare_dimension(node):   # a netCDF dimension, not data
+                        return
                     items[name] = node[()]
-                if node.attrs:
-                    group_attrs[f"{g}/{name}"] = {k: _attr(v) for k, v in node.attrs.items()}
+                own = {k: _attr(v) for k, v in node.attrs.items() if k not in SCALE_ATTRS}
+                if own:
+                    group_attrs[f"{g}/{name}"] = own
             obj.visititems(visit)
     return Result(attrs, mesh, time, fields, diags, groups, path=str(path), group_attrs=group_attrs)

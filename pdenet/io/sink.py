@@ -31,24 +31,31 @@ class Sink:
     """The sink protocol (see the module docstring); every method is a no-op here."""
 
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
+        """Once, before the first save: the root attributes (provenance) and the mesh (or None)."""
         pass
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
+        """One saved time: ``t``, an array per field, a scalar per diagnostic."""
         pass
 
     def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
+        """Fill slot ``index`` of field ``name`` (of ``n_saved`` slots), computed out of order."""
         pass
 
     def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
+        """Fill slot ``index`` of diagnostic ``name`` (of ``n_saved`` slots)."""
         pass
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
+        """A per-run array ``group/name`` (``/train``, ``/controls``, ``/analysis``, ...) with its attributes."""
         pass
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Set root attributes (None values are skipped by the file sink)."""
         pass
 
     def finish(self, status: str = "complete", message: str = "") -> None:
+        """Always called last: ``status`` complete | failed | interrupted, and a message."""
         pass
 
 
@@ -67,10 +74,12 @@ class MemorySink(Sink):
         self.group_attrs: dict[str, dict[str, Any]] = {}
 
     def start(self, attrs: Mapping[str, Any], mesh: Mesh | None) -> None:
+        """Keep the provenance and the mesh."""
         self.attrs.update(attrs)
         self.mesh = mesh
 
     def save(self, t: float, fields: Mapping[str, npt.ArrayLike], diagnostics: Mapping[str, float]) -> None:
+        """Append one saved time (arrays copied)."""
         self.times.append(float(t))
         for k, v in fields.items():
             self.fields.setdefault(k, []).append(np.array(v, copy=True))
@@ -78,18 +87,21 @@ class MemorySink(Sink):
             self.diagnostics.setdefault(k, []).append(v)
 
     def put_field(self, name: str, index: int, array: npt.ArrayLike, n_saved: int) -> None:
+        """Fill a slot of an out-of-order field (NaN until filled)."""
         store = self.slotted.get(name)
         if store is None:
             store = self.slotted[name] = np.full((n_saved,) + np.shape(array), np.nan)
         store[index] = array
 
     def put_diagnostic(self, name: str, index: int, value: float, n_saved: int) -> None:
+        """Fill a slot of an out-of-order diagnostic (NaN until filled)."""
         store = self.slotted_diag.get(name)
         if store is None:
             store = self.slotted_diag[name] = np.full((n_saved,) + np.shape(value), np.nan)
         store[index] = value
 
     def write(self, group: str, name: str, array: npt.ArrayLike, attrs: Mapping[str, Any] | None = None) -> None:
+        """Keep a per-run array under its top-level group and path (as the file has it)."""
         top, path = split_group(group, name)
         self.groups.setdefault(top, {})[path] = np.asarray(array)
         self.group_attrs.pop(f"{top}/{path}", None)     # a rewritten array has only its new attributes
@@ -97,14 +109,17 @@ class MemorySink(Sink):
             self.group_attrs[f"{top}/{path}"] = dict(attrs)
 
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        """Update the root attributes."""
         self.attrs.update(attrs)
 
     def finish(self, status: str = "complete", message: str = "") -> None:
+        """Record the status and the message."""
         self.attrs["status"] = status
         if message:
             self.attrs["message"] = message
 
     def result(self, path: str | None = None) -> Result:
+        """The :class:`~pdenet.io.result.Result` of everything received (``path``: the file's name, if any)."""
         fields = {k: np.stack(v) for k, v in self.fields.items()}
         fields.update(self.slotted)
         diags = {k: np.asarray(v) for k, v in self.diagnostics.items()}

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..plot import plt
+from ..plot import saved, plt
 from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 
 ROW_HEIGHT = 4.4
@@ -361,12 +361,7 @@ def make_figure(result, field=None):
     return fig
 
 
-def plot_meanfield(result, path, field=None, sample=0, diagnostics=True):
+def plot_meanfield(result, path=None, field=None, sample=0, diagnostics=True):
     """Registered plotter of the ``mean-field`` model: one PNG, a row per analysis present.
     ``field`` (a /fields name) replaces max(chi_1, chi_c) in the phase-diagram image."""
-    fig = make_figure(result, field)
-    try:
-        fig.savefig(path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return saved(make_figure(result, field), path)

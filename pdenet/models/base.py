@@ -201,6 +201,14 @@ class Model:
                                   f"{', '.join(self.fields)}", key="output.fields")
         return tuple(wanted)
 
+    def resume_state(self, result: Any) -> Any:
+        """The marching state at the last save of ``result`` (an earlier run of this case), from
+        which ``pdenet run --resume`` continues (:mod:`pdenet.restart`). A model whose saved
+        fields are its whole state, stepped by a one-step method, overrides this; the default
+        refuses with a one-line error."""
+        raise self.case.error(f"model {self.name} cannot resume a run from its file (its state is not "
+                              "all in the saved fields); run it again", key="--resume")
+
     def run(self, sink: Sink, progress: Progress = lambda k: None) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -3,4 +3,7 @@ from .heads import Head
 from .operators import ConvolutionOperator, DenseOperator, LowRankOperator
 from .pde import Gradient, NetworkPDE
 
-__all__ = ["Head", "DenseOperator", "LowRankOperator", "ConvolutionOperator", "NetworkPDE", "Gradient"]
+from .interchange import from_torch, to_torch   # PyTorch interchange (torch imported on call)
+
+__all__ = ["Head", "DenseOperator", "LowRankOperator", "ConvolutionOperator", "NetworkPDE", "Gradient",
+           "to_torch", "from_torch"]

@@ -154,6 +154,9 @@ class NetworkModel(Model):
                                  "alpha J(clean) + (1 - alpha) J(attacked); 0: the pure minimax (56).", minimum=0.0),
             "robust_eval": Key("bool", False, "Record the held-out accuracy under the adversary_* attack "
                                "(fgsm when adversary = none) even without adversarial training."),
+            "init_from": Key("str", None, "Warm start: an earlier network run's HDF5 file (relative to the "
+                             "case file) whose /controls replace the initial a, kernel, W, mu (same "
+                             "shapes)."),
         },
     }
 
@@ -280,9 +283,13 @@ class NetworkModel(Model):
 
     def _build_net(self):
         c, mesh = self.case, self.mesh
-        return NetworkPDE(mesh, c["model.activation"], build.bias(c, mesh, self.t_mid),
-                          build.operator(c, mesh, self.t_mid, self._rows()), build.head(c, mesh),
-                          self.schedule, self.stepper, c["model.tikhonov"])
+        net = NetworkPDE(mesh, c["model.activation"], build.bias(c, mesh, self.t_mid),
+                         build.operator(c, mesh, self.t_mid, self._rows()), build.head(c, mesh),
+                         self.schedule, self.stepper, c["model.tikhonov"])
+        if c["train.init_from"]:    # a warm start from another run's controls
+            from .warmstart import warm_start
+            warm_start(net, c)
+        return net
 
     # -- running ------------------------------------------------------------
     def work_units(self):
@@ -432,9 +439,21 @@ class NetworkModel(Model):
                                               "maml_shots")}
         options["keep"] = c["time.checkpoint_every"] or "all"
         method = c["train.method"]
+        from ..restart import join_history, training_resume, write_adam_state
+
+        resume = training_resume()   # pdenet run --resume: (adam state, /train records so far) or None
+        state = dict(resume[0]) if resume else {}
+        rows, net = self._rows(), self.net
+
+        def whole(name, arr):    # a row-distributed kernel's blocks gathered on rank 0 (None elsewhere)
+            return net.operator.gather(arr) if rows is not None and name in net.operator.distributed else arr
 
         def write(history):
+            if resume:
+                history = join_history(resume[1], history)
             with getattr(sink, "atomic", contextlib.nullcontext)():   # all /train records of one checkpoint
+                if "it" in state:   # adam's restart point (pdenet run --resume)
+                    write_adam_state(sink, state, whole)
                 for name, values in history.items():
                     sink.write("train", name, values, {"meaning": TRAIN_DOCS[name]} if name in TRAIN_DOCS else None)
             last = {k: float(v[-1]) for k, v in history.items() if len(v)}
@@ -442,7 +461,8 @@ class NetworkModel(Model):
                             **{f"final_{k}": v for k, v in last.items() if k in TRAIN_DOCS or k == "full_loss"}})
         try:
             train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
-                  on_history=write, comm=self.comm if self._parallel() is not None else None)
+                  on_history=write, comm=self.comm if self._parallel() is not None else None,
+                  state=state if method == "adam" else None)
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 

@@ -121,6 +121,21 @@ class BatchObjective(NetworkObjective):
         self._next()
         return super().loss_and_gradient()
 
+    def save_state(self):
+        """The mini-batch stream's position (restart: :func:`solvers.optim.adam` ``state``)."""
+        import json
+
+        return {"rng": json.dumps(self.rng.bit_generator.state), "order": self._order.copy(), "pos": self._pos}
+
+    def load_state(self, state):
+        import json
+
+        self.rng.bit_generator.state = json.loads(state["rng"]) if isinstance(state["rng"], str) else state["rng"]
+        self._order, self._pos = np.asarray(state["order"], dtype=int).copy(), int(state["pos"])
+        if self._pos:
+            idx = self._order[self._pos - self.batch_size:self._pos]
+            self.f0, self.target = self.all_f0[idx], self.all_target[idx]
+
 
 def pam_groups(net) -> list[list[str]]:
     """PAM blocks (Algorithm 1): [["a"], kernel parameters + head W, mu].

@@ -1,7 +1,7 @@
 """Plots of network runs: training curves (/train) beside the usual field snapshots."""
 import numpy as np
 
-from ..plot import plot_result, plt
+from ..plot import saved, plot_result, plt
 
 __all__ = ["plot_network", "plot_training"]
 
@@ -24,7 +24,7 @@ def _curves(ax_loss, ax_acc, result, label):
         ax_acc.plot(k[m], t["test_accuracy"][m], "--", color=line.get_color(), label=f"{label} (test)")
 
 
-def plot_training(results, labels, path, title="training"):
+def plot_training(results, labels, path=None, title="training"):
     """Loss (log scale) and accuracy per iteration for several runs, one figure."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for r, lab in zip(results, labels):
@@ -39,12 +39,10 @@ def plot_training(results, labels, path, title="training"):
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
 
 
-def plot_network(result, path, field=None, sample=0, diagnostics=True):
+def plot_network(result, path=None, field=None, sample=0, diagnostics=True):
     """Training curves when the file has /train, else field snapshots and diagnostics."""
     if result.train and "loss" in result.train and field is None:
         name = result.attrs.get("case_name", "")

@@ -42,7 +42,8 @@ def _box(options, net):
     return box
 
 
-def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None):
+def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None,
+          state=None):
     """Train ``net`` in place; returns the history dict (see the module docstring).
 
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
@@ -53,6 +54,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     data parallel (:mod:`.distributed`): every rank passes the same global data,
     solves its block of the samples (of each mini-batch, which all ranks draw
     alike) and holds the same parameters after every step.
+    ``state`` (adam): a dict that holds the restart point after every iteration and, when it
+    already holds one, the point to continue from (:func:`solvers.optim.adam`).
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
@@ -109,6 +112,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         return row
 
     rows = []
+    resumed = method == "adam" and state is not None and "it" in state
+    first = int(state["it"]) + 1 if resumed else 0   # the iteration of the first new record
 
     def callback(k, info):
         rows.append(info)
@@ -124,7 +129,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
         if method == "gd":
             optim.gd(objective, o["iterations"], o["lr"], box=box, callback=callback)
         elif method == "adam":
-            optim.adam(objective, o["iterations"], o["lr"], box=box, callback=callback)
+            optim.adam(objective, o["iterations"], o["lr"], box=box, callback=callback, state=state)
         elif method in thesis.METHODS:
             thesis.run(method, objective, o, box, callback, replica_objective,
                        comm if parallel(comm) else None, net)
@@ -142,7 +147,7 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
                 optim.emsa(system, o["iterations"], o["rho"], callback=callback)
     finally:
         net.head = base_head
-        history = _merge(rows, extra)
+        history = _merge(rows, extra, first=first)
         if on_history is not None:
             on_history(history)
     return history
@@ -185,10 +190,11 @@ def _check_control_options(o, method, comm):
             raise ValueError("adversary is none, fgsm or pgd and adversary_norm linf or l2")
 
 
-def _merge(rows, extra):
-    """One dict of arrays from the driver's rows and the evaluation rows (appended in step)."""
+def _merge(rows, extra, first=0):
+    """One dict of arrays from the driver's rows and the evaluation rows (appended in step);
+    ``first``: the first row's iteration (a resumed run)."""
     merged = [{**r, **e} for r, e in zip(rows, extra)]
     keys = list(dict.fromkeys(k for r in merged for k in r))
     out = {k: np.array([r.get(k, np.nan) for r in merged], dtype=float) for k in keys}
-    out["iteration"] = np.arange(len(merged), dtype=float)
+    out["iteration"] = np.arange(first, first + len(merged), dtype=float)
     return out

@@ -1,7 +1,7 @@
 """Plotter of the ``network-hjb`` model: value function, feedback, closed and open loop."""
 import numpy as np
 
-from ...plot import plt
+from ...plot import saved, plt
 
 __all__ = ["plot_network_hjb"]
 
@@ -20,7 +20,7 @@ def _paths(ax, an, m):
         ax.plot(c[0, 0], c[0, 1], "wo", ms=6)
 
 
-def plot_network_hjb(result, path, field=None, sample=0, diagnostics=True):
+def plot_network_hjb(result, path=None, field=None, sample=0, diagnostics=True):
     an, attrs, mesh = result.analysis, result.attrs, result.mesh
     m = int(attrs.get("modes", mesh.ndim))
     fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.6))
@@ -71,6 +71,4 @@ def plot_network_hjb(result, path, field=None, sample=0, diagnostics=True):
     fig.suptitle(f"{attrs.get('case_name', 'network-hjb')}: reduced functional HJB "
                  f"({m} mode{'s' if m > 1 else ''})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return saved(fig, path)
