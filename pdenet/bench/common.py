@@ -186,13 +186,15 @@ class _Contender:
 
 
 def alternate(module: str, contenders: dict[str, Sequence[Any]], repeat: int, *, threads: int = 1,
-              env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+              env: dict[str, str] | None = None,
+              envs: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, Any]]:
     """Time ``contenders`` (name -> worker arguments of ``python -m module _worker ...``) in
     alternating rounds: every worker process starts and warms up first (numba compilation,
     PyTorch's allocator), then round r times one call of each contender in turn, the order
     rotating from round to round, so that a change of the machine's load touches every
     contender alike. Returns name -> the worker's final JSON (``times`` are its rounds, in the
-    order of the others') or ``{"kind": name, "error": ...}``. Workers that do not time through
+    order of the others') or ``{"kind": name, "error": ...}``. ``envs``: extra variables per
+    contender (e.g. PYTHONPATH, to time two versions of pdenet against each other). Workers that do not time through
     :func:`time_rounds` (a bandwidth probe) simply run to their end."""
     import tempfile
 
@@ -200,7 +202,8 @@ def alternate(module: str, contenders: dict[str, Sequence[Any]], repeat: int, *,
     logs = {name: tempfile.TemporaryFile("w+") for name in contenders}
     try:
         for name, args in contenders.items():
-            procs[name] = _Contender(module, args, threads, env, logs[name])
+            procs[name] = _Contender(module, args, threads, {**(env or {}), **(envs or {}).get(name, {})},
+                                     logs[name])
         live = [name for name in contenders if procs[name].ready()]
         for r in range(repeat):
             k = r % max(len(live), 1)
