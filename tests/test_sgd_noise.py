@@ -103,3 +103,40 @@ def test_lanczos_matches_dense_on_a_medium_network():
     R = np.column_stack([cov.matvec(V[:, i]) for i in range(k)]) - V * lz
     assert np.linalg.norm(R, axis=0).max() < 1e-8 * lz[0]
     assert cov.rank(1e-10) <= 59
+
+
+def test_sgd_noise_table_writes_the_spectrum_along_training():
+    """[sgd_noise] where = every: rows at k = 0, 2, 4 and the last (5); the final row equals a fresh
+    computation at the written /controls (eigh of the S x S Gram matrix of the centred per-sample
+    gradients, which has the nonzero spectrum of Sigma_D), and the rank is bounded by S - 1."""
+    import pdenet
+    from conftest import case_path
+
+    over = ["data.limit=24", "train.iterations=5", "train.eval_every=5", "sgd_noise.every=2",
+            "sgd_noise.eigenvalues=6", "model.intervals=1", "time.steps=1"]
+    r = pdenet.run(case_path("digits_sgd_noise.toml"), overrides=over, write=False)
+    np.testing.assert_array_equal(r.analysis["sgd_noise_iterations"], [0, 2, 4, 5])
+    ev = r.analysis["sgd_noise_eigenvalues"]
+    assert ev.shape == (4, 6) and np.all(np.diff(ev, axis=1) <= 0)
+    assert r.attrs["sgd_noise_rank"] == r.analysis["sgd_noise_ranks"][-1] <= 23
+    model = pdenet.validate(case_path("digits_sgd_noise.toml"), over)
+    net = model.net
+    for name, p in net.params.items():
+        p[...] = r.controls[name]
+    G = per_sample_gradients(net, model.inputs, model.targets)
+    Gc = G - G.mean(axis=0)
+    ref = np.linalg.eigvalsh(Gc @ Gc.T / 24)[::-1][:6]
+    cov = NoiseCovariance(G)
+    np.testing.assert_allclose(ev[-1], ref, rtol=1e-8)
+    assert r.analysis["sgd_noise_trace"][-1] == pytest.approx(cov.trace(), rel=1e-12)
+    assert r.attrs["sgd_noise_factor_with_replacement"] == pytest.approx(1 / 16)
+    assert r.attrs["sgd_noise_factor_without_replacement"] == pytest.approx((24 - 16) / (16 * 23))
+
+
+def test_sgd_noise_every_needs_training():
+    import pdenet
+    from conftest import case_path
+    from pdenet.errors import CaseError
+
+    with pytest.raises(CaseError, match="sgd_noise.where"):
+        pdenet.validate(case_path("digits_sgd_noise.toml"), ["train.method=none"])

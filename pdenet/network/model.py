@@ -16,6 +16,7 @@ from ..io.sink import SinkWriter
 from .data import SOURCES
 from .heads import KINDS, LOSSES
 from .pde import NetworkPDE
+from .sgd_noise import NoiseRecorder
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -127,6 +128,22 @@ class NetworkModel(Model):
             "eval_every": Key("int", 1, "Evaluate the held-out loss/accuracy every this many iterations.",
                               positive=True),
         },
+        "sgd_noise": {
+            "where": Key("str", "none", "When to compute the mini-batch noise covariance Sigma_D of the "
+                         "training samples (pdenet.network.sgd_noise): `none`, at the `initial` or `final` "
+                         "parameters, or `every` `every` training iterations (k = 0, every, 2 every, ... "
+                         "and the last).", choices=["none", "initial", "final", "every"]),
+            "every": Key("int", 10, "where = every: the iteration stride.", positive=True),
+            "eigenvalues": Key("int", 10, "How many of the largest eigenvalues (Lanczos on the operator "
+                               "v -> Sigma_D v; at most the parameter count).", positive=True),
+            "tolerance": Key("float", 1e-8, "Numerical rank: eigenvalues above this times the largest.",
+                             positive=True),
+            "method": Key("str", "lanczos", "`lanczos` (scipy eigsh on the operator), `gram` (eigh of "
+                          "the S x S Gram matrix of centred per-sample gradients) or `dense` (numpy eigh "
+                          "of the P x P matrix: small networks only).", choices=["lanczos", "gram", "dense"]),
+            "batch_size": Key("int", 0, "l of the mini-batch factors written as attributes (0: "
+                              "train.batch_size, or 1 when that is 0).", minimum=0),
+        },
     }
 
     @classmethod
@@ -165,6 +182,15 @@ class NetworkModel(Model):
                 raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        noise = data["sgd_noise"]
+        if noise["where"] == "every" and tr["method"] == "none":
+            raise CaseError("where = \"every\" needs a training method (train.method is \"none\")",
+                            key="sgd_noise.where")
+        if noise["where"] != "none" and tr["method"] in ("msa", "emsa"):
+            raise CaseError("the SGD noise is computed for gradient methods (gd, adam, pam); "
+                            f"train.method is {tr['method']!r}", key="sgd_noise.where")
+        if noise["where"] != "none" and data["solver"]["backend"] == "petsc":
+            raise CaseError("the SGD noise runs on one process (backend = \"builtin\")", key="sgd_noise.where")
         if data["data"]["source"] == "file" and not data["data"]["path"]:
             raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
@@ -280,8 +306,12 @@ class NetworkModel(Model):
         linear_u = []           # (t, u of sample 0, k) at the saved steps, for model.analysis
         forward, costate = self._observers(sink, linear_u)
         sink.set_attrs(self._run_attrs(par, rows))
+        noise = NoiseRecorder(self.case, net, self.inputs, self.targets)   # [sgd_noise]
         if self.case["train.method"] != "none":
-            self._train(sink, progress)
+            self._train(sink, progress, noise)
+        noise.finish()
+        if root:
+            noise.write(sink)
         # forward + co-state at the (trained) controls, observed at the saved steps
         J, grad, metrics, fT = self._solve(par, root, forward, costate, progress)
         self._write_controls(sink, grad, rows, root, par, fT)
@@ -392,7 +422,7 @@ class NetworkModel(Model):
             sink.write("analysis", "output", output)
 
     # -- training -------------------------------------------------------------------------------
-    def _train(self, sink, progress):
+    def _train(self, sink, progress, noise=None):
         """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
@@ -410,7 +440,8 @@ class NetworkModel(Model):
                             **{f"final_{k}": v for k, v in last.items() if k in TRAIN_DOCS or k == "full_loss"}})
         try:
             train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
-                  on_history=write, comm=self.comm if self._parallel() is not None else None)
+                  on_history=write, comm=self.comm if self._parallel() is not None else None,
+                  on_iterate=None if noise is None else noise.on_iterate)
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 

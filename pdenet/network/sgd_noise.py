@@ -163,3 +163,63 @@ class NoiseCovariance:
     def spectrum(self, k: int, tol: float = 1e-8, method: str = "lanczos") -> Spectrum:
         ev, _ = self.top(k, method)
         return Spectrum(ev, None, self.trace(), self.rank(tol), tol)
+
+
+class NoiseRecorder:
+    """The ``[sgd_noise]`` table of a network case: Sigma_D of the training samples at the
+    initial/final parameters or every ``every`` training iterations, written to ``/analysis``.
+
+    :meth:`on_iterate` is the training hook (``train(..., on_iterate=)``); :meth:`finish` records
+    what is still due after training (``final``; the last iterate for ``every``; everything when
+    there is no training); :meth:`write` writes ``/analysis/sgd_noise_*`` and the attributes.
+    """
+
+    def __init__(self, case, net, inputs, targets) -> None:
+        self.net, self.inputs, self.targets = net, inputs, targets
+        self.where, self.every = case["sgd_noise.where"], case["sgd_noise.every"]
+        self.k, self.tol, self.method = case["sgd_noise.eigenvalues"], case["sgd_noise.tolerance"], case["sgd_noise.method"]
+        self.keep = case["time.checkpoint_every"] or "all"
+        batch = case["sgd_noise.batch_size"] or case["train.batch_size"] or 1
+        self.batch = min(batch, inputs.shape[0])
+        self.rows: list[tuple[int, Spectrum]] = []
+        self.last = None            # the last training iteration seen
+
+    def record(self, iteration: int) -> None:
+        cov = NoiseCovariance.of_network(self.net, self.inputs, self.targets, keep=self.keep)
+        self.rows.append((int(iteration), cov.spectrum(self.k, self.tol, self.method)))
+
+    def on_iterate(self, k: int) -> None:
+        self.last = k
+        if (self.where == "initial" and k == 0) or (self.where == "every" and k % self.every == 0):
+            self.record(k)
+
+    def finish(self) -> None:
+        if self.where == "none":
+            return
+        last = self.last or 0
+        if self.where == "final" or (self.last is None and self.where == "initial") or \
+                (self.where == "every" and (not self.rows or self.rows[-1][0] != last)):
+            self.record(last)
+
+    def write(self, sink) -> None:
+        if not self.rows:
+            return
+        S = self.inputs.shape[0]
+        width = max(s.eigenvalues.size for _, s in self.rows)
+        ev = np.full((len(self.rows), width), np.nan)
+        for i, (_, s) in enumerate(self.rows):
+            ev[i, :s.eigenvalues.size] = s.eigenvalues
+        where = {"meaning": f"Sigma_D = (1/S) sum_s g_s g_s^T - gbar gbar^T of the per-sample gradients "
+                 f"(order of /controls), row i at training iteration sgd_noise_iterations[i]"}
+        sink.write("analysis", "sgd_noise_iterations", np.array([k for k, _ in self.rows], dtype=float))
+        sink.write("analysis", "sgd_noise_eigenvalues", ev, {**where, "order": "descending",
+                                                           "method": self.method})
+        sink.write("analysis", "sgd_noise_trace", np.array([s.trace for _, s in self.rows]), where)
+        sink.write("analysis", "sgd_noise_ranks", np.array([s.rank for _, s in self.rows], dtype=float),
+                   {"meaning": f"eigenvalues above {self.tol:g} x the largest"})
+        last = self.rows[-1][1]
+        sink.set_attrs({"sgd_noise_rank": int(last.rank), "sgd_noise_tolerance": float(self.tol),
+                        "sgd_noise_parameters": int(sum(p.size for p in self.net.params.values())),
+                        "sgd_noise_batch_size": int(self.batch),
+                        "sgd_noise_factor_with_replacement": batch_factor(S, self.batch, True),
+                        "sgd_noise_factor_without_replacement": batch_factor(S, self.batch, False)})

@@ -37,7 +37,8 @@ def _box(options, net):
     return box
 
 
-def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None):
+def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None,
+          on_iterate=None):
     """Train ``net`` in place; returns the history dict (see the module docstring).
 
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
@@ -47,6 +48,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     data parallel (:mod:`.distributed`): every rank passes the same global data,
     solves its block of the samples (of each mini-batch, which all ranks draw
     alike) and holds the same parameters after every step.
+    ``on_iterate(k)``: called after iteration k's history row, at the parameters x^k (k = 0 the
+    initial ones); it must leave the parameters unchanged (the [sgd_noise] recorder).
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
@@ -85,6 +88,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     def callback(k, info):
         rows.append(info)
         extra.append(evaluate(k))
+        if on_iterate is not None:
+            on_iterate(k)
         if progress is not None and k > 0:
             progress(1)
         if not np.isfinite(info["loss"]):
