@@ -1,0 +1,180 @@
+"""Hessian-vector products of the network loss by a second-order adjoint (forward-over-reverse).
+
+The tangent-linear model of the forward solve *and* of its discrete adjoint, in a direction
+v = (da, db, dW, dmu), gives d/d(eps) grad J(theta + eps v) = H v exactly (to round-off) for the
+discrete network. Implemented for the explicit Euler stepper and the dense kernel
+(f_{n+1} = f_n + tau sigma(a_k - h f_n b_k^T)) with the identity/L2 and classes/softmax heads and
+the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the other
+steppers, kernels and heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
+
+Backward sweep (ubar_n = tau sigma'(u_n) lam_{n+1}):
+    grad a_k += sum_s ubar_n,  grad b_k += -h ubar_n^T f_n,  lam_n = lam_{n+1} - h ubar_n b_k;
+its tangent (du_n, df_n from the forward tangent):
+    dubar_n = tau (sigma''(u_n) du_n lam_{n+1} + sigma'(u_n) dlam_{n+1}),
+    Hv_a_k += sum_s dubar_n,  Hv_b_k += -h (dubar_n^T f_n + ubar_n^T df_n),
+    dlam_n = dlam_{n+1} - h (dubar_n b_k + ubar_n db_k).
+
+:func:`spectrum` finds extreme eigenvalues by Lanczos (scipy ``eigsh``) on v -> H v;
+:func:`slq_density` the spectral density by stochastic Lanczos quadrature (Rademacher probes,
+Gauss quadrature nodes/weights from each probe's Lanczos tridiagonal matrix, Gaussian-broadened).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import eigh_tridiagonal
+from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.special import expit, softmax
+
+from .objective import _durations
+from .sgd_noise import flatten, unflatten
+
+__all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
+
+SUPPORTED = {"stepper": ("euler",), "kernel": ("dense",), "activation": ("identity", "tanh", "sigmoid", "arctan")}
+
+
+def _sigma_derivs(u, name):
+    """(sigma(u), sigma'(u), sigma''(u))."""
+    if name == "identity":
+        return u, np.ones_like(u), np.zeros_like(u)
+    if name == "tanh":
+        t = np.tanh(u)
+        return t, 1 - t * t, -2 * t * (1 - t * t)
+    if name == "sigmoid":
+        s = expit(u)
+        return s, s * (1 - s), s * (1 - s) * (1 - 2 * s)
+    if name == "arctan":
+        return np.arctan(u), 1 / (1 + u * u), -2 * u / (1 + u * u) ** 2
+    raise NotImplementedError(f"Hessian-vector products need a twice differentiable activation "
+                              f"({', '.join(SUPPORTED['activation'])}); got {name!r}")
+
+
+def _check(net):
+    if net.stepper.name not in SUPPORTED["stepper"]:
+        raise NotImplementedError(f"the second-order adjoint is implemented for the euler stepper; "
+                                  f"got {net.stepper.name!r}")
+    if net.operator.kind not in SUPPORTED["kernel"]:
+        raise NotImplementedError(f"the second-order adjoint is implemented for the dense kernel; "
+                                  f"got {net.operator.kind!r}")
+    head = net.head
+    if not ((head.kind == "identity" and head.loss_name == "l2")
+            or (head.kind == "classes" and head.loss_name == "softmax")):
+        raise NotImplementedError("the second-order adjoint is implemented for the identity/l2 and "
+                                  "classes/softmax heads")
+
+
+def hvp(net, f0, target, v: dict, regularise: bool = True):
+    """(grad J, H v) as dicts shaped like ``net.params``, for a direction ``v`` (same shapes)."""
+    _check(net)
+    sched, h, name = net.schedule, net.h, net.activation.name
+    tau, L = sched.dt, sched.steps
+    a, b = net.a, net.operator.b
+    da, db = v["a"], v["b"]
+    S = f0.shape[0]
+    f = np.array(f0, float)
+    df = np.zeros_like(f)
+    tape = []
+    for n in range(L):
+        k = sched.interval(n)
+        u = a[k] - h * f @ b[k].T
+        du = da[k] - h * (df @ b[k].T + f @ db[k].T)
+        s, s1, s2 = _sigma_derivs(u, name)
+        tape.append((k, f, df, u, du, s1, s2))
+        f, df = f + tau * s, df + tau * s1 * du
+    g = {kname: np.zeros_like(p) for kname, p in net.params.items()}
+    Hv = {kname: np.zeros_like(p) for kname, p in net.params.items()}
+    head = net.head
+    if head.kind == "identity":
+        lam = (h / S) * (f - target)
+        dlam = (h / S) * df
+    else:
+        W, mu, dW, dmu = head.W, head.mu, v["W"], v["mu"]
+        O = h * f @ W.T + mu
+        p = softmax(O, axis=1)
+        dO = p.copy()
+        dO[np.arange(S), np.asarray(target, int)] -= 1.0
+        dO /= S
+        dOt = h * (df @ W.T + f @ dW.T) + dmu          # tangent of the logits
+        ddO = (p * dOt - p * np.sum(p * dOt, axis=1, keepdims=True)) / S
+        lam = h * dO @ W
+        dlam = h * (ddO @ W + dO @ dW)
+        g["W"] += h * dO.T @ f
+        g["mu"] += dO.sum(axis=0)
+        Hv["W"] += h * (ddO.T @ f + dO.T @ df)
+        Hv["mu"] += ddO.sum(axis=0)
+    for k, fn, dfn, u, du, s1, s2 in reversed(tape):
+        ubar = tau * s1 * lam
+        dubar = tau * (s2 * du * lam + s1 * dlam)
+        g["a"][k] += ubar.sum(axis=0)
+        g["b"][k] += -h * ubar.T @ fn
+        Hv["a"][k] += dubar.sum(axis=0)
+        Hv["b"][k] += -h * (dubar.T @ fn + ubar.T @ dfn)
+        lam, dlam = lam - h * ubar @ b[k], dlam - h * (dubar @ b[k] + ubar @ db[k])
+    if regularise and net.tikhonov:
+        dur = _durations(net)
+        quad = {"a": h, **net.operator.quadrature(h)}
+        for kname, w in quad.items():
+            shape = (-1,) + (1,) * (net.params[kname].ndim - 1)
+            g[kname] += net.tikhonov * w * dur.reshape(shape) * net.params[kname]
+            Hv[kname] += net.tikhonov * w * dur.reshape(shape) * v[kname]
+    return g, Hv
+
+
+def hessian_operator(net, f0, target, regularise=True) -> LinearOperator:
+    """H as a scipy LinearOperator on flat vectors in the order of ``net.params``."""
+    names = list(net.params)
+    P = sum(p.size for p in net.params.values())
+
+    def mv(x):
+        _, Hv = hvp(net, f0, target, unflatten(np.asarray(x, float).ravel(), net), regularise)
+        return flatten(Hv, names)
+    return LinearOperator((P, P), matvec=mv, rmatvec=mv, dtype=float)
+
+
+def spectrum(net, f0, target, k=10, tol=1e-8, seed=0):
+    """(k largest eigenvalues descending, k smallest ascending) of the Hessian by Lanczos."""
+    op = hessian_operator(net, f0, target)
+    v0 = np.random.default_rng(seed).standard_normal(op.shape[0])
+    top = np.sort(eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False))[::-1]
+    bottom = np.sort(eigsh(op, k=k, which="SA", tol=tol, v0=v0, return_eigenvectors=False))
+    return top, bottom
+
+
+def _lanczos(matvec, v, m):
+    """m-step Lanczos with full reorthogonalisation from unit v: (alpha, beta)."""
+    P = v.size
+    Q = np.zeros((m, P))
+    alpha, beta = np.zeros(m), np.zeros(max(m - 1, 0))
+    q = v / np.linalg.norm(v)
+    for j in range(m):
+        Q[j] = q
+        w = matvec(q)
+        alpha[j] = q @ w
+        w -= Q[:j + 1].T @ (Q[:j + 1] @ w)
+        w -= Q[:j + 1].T @ (Q[:j + 1] @ w)
+        if j < m - 1:
+            beta[j] = np.linalg.norm(w)
+            if beta[j] < 1e-14:
+                return alpha[:j + 1], beta[:j]
+            q = w / beta[j]
+    return alpha, beta
+
+
+def slq_nodes(matvec, P, probes=4, steps=60, seed=0):
+    """Stochastic Lanczos quadrature: (nodes (n,), weights (n,)) with weights summing to 1, such that
+    (1/P) Tr g(H) ~ sum w g(nodes)."""
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    for _ in range(probes):
+        v = rng.choice([-1.0, 1.0], P)
+        al, be = _lanczos(matvec, v, min(steps, P))
+        theta, U = eigh_tridiagonal(al, be)
+        nodes.append(theta)
+        weights.append(U[0] ** 2 / probes)
+    return np.concatenate(nodes), np.concatenate(weights)
+
+
+def slq_density(nodes, weights, grid, width):
+    """Gaussian-broadened spectral density on ``grid`` from SLQ nodes and weights."""
+    d = grid[:, None] - nodes[None, :]
+    return (weights[None, :] * np.exp(-0.5 * (d / width) ** 2)).sum(axis=1) / (width * np.sqrt(2 * np.pi))
