@@ -123,3 +123,38 @@ def test_unsupported_stepper_is_refused():
     net, f0, target = make_net(np.random.default_rng(0), stepper="rk4")
     with pytest.raises(NotImplementedError, match="euler"):
         hvp(net, f0, target, _direction(net, np.random.default_rng(1)))
+
+
+def test_hessian_table_writes_extremes_density_and_fraction():
+    import pdenet
+    from conftest import case_path
+
+    over = ["data.limit=24", "train.iterations=5", "train.eval_every=5", "sgd_noise.where=none",
+            "model.intervals=1", "time.steps=1", "hessian.eigenvalues=3", "hessian.probes=2",
+            "hessian.steps=20"]
+    r = pdenet.run(case_path("digits_sgd_noise.toml"), overrides=over, write=False)
+    top, bottom = r.analysis["hessian_eigenvalues"], r.analysis["hessian_eigenvalues_bottom"]
+    assert top.shape == bottom.shape == (3,) and np.all(np.diff(top) <= 0) and np.all(np.diff(bottom) >= 0)
+    assert r.attrs["hessian_max_eigenvalue"] == top[0] > 0
+    grid, dens = r.analysis["hessian_density_grid"], r.analysis["hessian_density"]
+    assert np.trapezoid(dens, grid) == pytest.approx(1.0, rel=1e-3)
+    assert 0.0 <= r.attrs["hessian_fraction_near_zero"] <= 1.0
+    # the largest eigenvalue bounds every Rayleigh quotient, and power iteration approaches it
+    model = pdenet.validate(case_path("digits_sgd_noise.toml"), over)
+    for name, p in model.net.params.items():
+        p[...] = r.controls[name]
+    op = hessian_operator(model.net, model.inputs, model.targets)
+    x = np.random.default_rng(0).standard_normal(op.shape[0])
+    for _ in range(30):
+        x = op.matvec(x)
+        x /= np.linalg.norm(x)
+    assert 0.5 * top[0] < x @ op.matvec(x) <= top[0] * (1 + 1e-8)
+
+
+def test_hessian_table_refuses_an_unsupported_stepper():
+    import pdenet
+    from conftest import case_path
+    from pdenet.errors import CaseError
+
+    with pytest.raises(CaseError, match="hessian.eigenvalues"):
+        pdenet.validate(case_path("digits_sgd_noise.toml"), ["hessian.eigenvalues=3", "time.stepper=rk4"])

@@ -144,6 +144,18 @@ class NetworkModel(Model):
             "batch_size": Key("int", 0, "l of the mini-batch factors written as attributes (0: "
                               "train.batch_size, or 1 when that is 0).", minimum=0),
         },
+        "hessian": {
+            "eigenvalues": Key("int", 0, "At the final parameters: this many of the largest and of the "
+                               "smallest Hessian eigenvalues of the training loss by Lanczos on exact "
+                               "Hessian-vector products (second-order adjoint; euler stepper, dense "
+                               "kernel, identity/l2 or classes/softmax head). 0: off.", minimum=0),
+            "probes": Key("int", 4, "Stochastic Lanczos quadrature: Rademacher probe vectors.", positive=True),
+            "steps": Key("int", 60, "Stochastic Lanczos quadrature: Lanczos steps per probe.", positive=True),
+            "width": Key("float", 0.0, "Gaussian broadening of the density (0: 1% of the spectral range).",
+                         minimum=0.0),
+            "near_zero": Key("float", 1e-3, "hessian_fraction_near_zero counts SLQ weight with "
+                             "|lambda| <= near_zero x the largest |eigenvalue|.", positive=True),
+        },
     }
 
     @classmethod
@@ -182,6 +194,22 @@ class NetworkModel(Model):
                 raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        hess = data["hessian"]
+        if hess["eigenvalues"]:
+            from .hessian import SUPPORTED
+
+            out_ok = (out["kind"], out["loss"]) in (("identity", "l2"), ("classes", "softmax"))
+            for what, value in (("stepper", data["time"]["stepper"]), ("kernel", data["model"]["kernel"]["kind"]),
+                                ("activation", data["model"]["activation"])):
+                if value not in SUPPORTED[what]:
+                    raise CaseError(f"Hessian-vector products are implemented for {what} "
+                                    f"{' / '.join(SUPPORTED[what])}; the case has {value!r}", key="hessian.eigenvalues")
+            if not out_ok:
+                raise CaseError("Hessian-vector products are implemented for the identity/l2 and classes/softmax "
+                                "outputs", key="hessian.eigenvalues")
+            if data["solver"]["backend"] == "petsc":
+                raise CaseError("the Hessian spectrum runs on one process (backend = \"builtin\")",
+                                key="hessian.eigenvalues")
         noise = data["sgd_noise"]
         if noise["where"] == "every" and tr["method"] == "none":
             raise CaseError("where = \"every\" needs a training method (train.method is \"none\")",
@@ -312,6 +340,8 @@ class NetworkModel(Model):
         noise.finish()
         if root:
             noise.write(sink)
+        if self.case["hessian.eigenvalues"]:
+            self._hessian(sink)
         # forward + co-state at the (trained) controls, observed at the saved steps
         J, grad, metrics, fT = self._solve(par, root, forward, costate, progress)
         self._write_controls(sink, grad, rows, root, par, fT)
@@ -420,6 +450,33 @@ class NetworkModel(Model):
         sink.write("analysis", "targets", np.asarray(self.targets))
         if root:
             sink.write("analysis", "output", output)
+
+    def _hessian(self, sink):
+        """[hessian]: extreme eigenvalues and the SLQ spectral density at the final parameters."""
+        from . import hessian
+
+        c, net = self.case, self.net
+        P = sum(p.size for p in net.params.values())
+        k = min(c["hessian.eigenvalues"], P - 1)
+        top, bottom = hessian.spectrum(net, self.inputs, self.targets, k=k)
+        op = hessian.hessian_operator(net, self.inputs, self.targets)
+        nodes, weights = hessian.slq_nodes(op.matvec, P, c["hessian.probes"], c["hessian.steps"])
+        lo, hi = min(bottom[0], nodes.min()), max(top[0], nodes.max())
+        width = c["hessian.width"] or 0.01 * (hi - lo)
+        grid = np.linspace(lo - 5 * width, hi + 5 * width, 1001)
+        density = hessian.slq_density(nodes, weights, grid, width)
+        scale = max(abs(top[0]), abs(bottom[0]))
+        near = float(weights[np.abs(nodes) <= c["hessian.near_zero"] * scale].sum())
+        meaning = "Hessian of the training loss J at the final parameters (exact Hessian-vector products)"
+        sink.write("analysis", "hessian_eigenvalues", top, {"meaning": meaning, "order": "descending"})
+        sink.write("analysis", "hessian_eigenvalues_bottom", bottom, {"meaning": meaning, "order": "ascending"})
+        sink.write("analysis", "hessian_density_grid", grid)
+        sink.write("analysis", "hessian_density", density, {"meaning": "stochastic Lanczos quadrature "
+                                                                       f"density, Gaussian width {width:.3g}"})
+        sink.write("analysis", "hessian_slq_nodes", nodes)
+        sink.write("analysis", "hessian_slq_weights", weights)
+        sink.set_attrs({"hessian_fraction_near_zero": near, "hessian_near_zero": float(c["hessian.near_zero"]),
+                        "hessian_max_eigenvalue": float(top[0]), "hessian_min_eigenvalue": float(bottom[0])})
 
     # -- training -------------------------------------------------------------------------------
     def _train(self, sink, progress, noise=None):
