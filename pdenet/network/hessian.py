@@ -131,13 +131,25 @@ def hessian_operator(net, f0, target, regularise=True) -> LinearOperator:
     return LinearOperator((P, P), matvec=mv, rmatvec=mv, dtype=float)
 
 
-def spectrum(net, f0, target, k=10, tol=1e-8, seed=0):
-    """(k largest eigenvalues descending, k smallest ascending) of the Hessian by Lanczos."""
+def spectrum(net, f0, target, k=10, tol=1e-8, seed=0, maxiter=None):
+    """(k largest eigenvalues descending, k smallest ascending) of the Hessian by Lanczos.
+
+    If ARPACK stops at ``maxiter`` restarts, the eigenvalues it converged are returned (possibly
+    fewer than k; NaN-padded)."""
+    from scipy.sparse.linalg import ArpackNoConvergence
+
     op = hessian_operator(net, f0, target)
     v0 = np.random.default_rng(seed).standard_normal(op.shape[0])
-    top = np.sort(eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False))[::-1]
-    bottom = np.sort(eigsh(op, k=k, which="SA", tol=tol, v0=v0, return_eigenvectors=False))
-    return top, bottom
+
+    def run(which):
+        try:
+            w = eigsh(op, k=k, which=which, tol=tol, v0=v0, maxiter=maxiter, return_eigenvectors=False)
+        except ArpackNoConvergence as exc:
+            w = np.asarray(exc.eigenvalues)
+        w = np.sort(w)
+        return np.concatenate([w, np.full(k - w.size, np.nan)])
+    top, bottom = run("LA"), run("SA")
+    return np.concatenate([top[~np.isnan(top)][::-1], top[np.isnan(top)]]), bottom
 
 
 def _lanczos(matvec, v, m):

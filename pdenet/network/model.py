@@ -149,6 +149,10 @@ class NetworkModel(Model):
                                "smallest Hessian eigenvalues of the training loss by Lanczos on exact "
                                "Hessian-vector products (second-order adjoint; euler stepper, dense "
                                "kernel, identity/l2 or classes/softmax head). 0: off.", minimum=0),
+            "tolerance": Key("float", 1e-6, "Relative accuracy of the Lanczos eigenvalues (scipy eigsh tol).",
+                             positive=True),
+            "maxiter": Key("int", 0, "Cap on eigsh restarts (0: scipy's default); on reaching it the "
+                           "converged eigenvalues are written, NaN for the rest.", minimum=0),
             "probes": Key("int", 4, "Stochastic Lanczos quadrature: Rademacher probe vectors.", positive=True),
             "steps": Key("int", 60, "Stochastic Lanczos quadrature: Lanczos steps per probe.", positive=True),
             "width": Key("float", 0.0, "Gaussian broadening of the density (0: 1% of the spectral range).",
@@ -458,14 +462,15 @@ class NetworkModel(Model):
         c, net = self.case, self.net
         P = sum(p.size for p in net.params.values())
         k = min(c["hessian.eigenvalues"], P - 1)
-        top, bottom = hessian.spectrum(net, self.inputs, self.targets, k=k)
+        top, bottom = hessian.spectrum(net, self.inputs, self.targets, k=k, tol=c["hessian.tolerance"],
+                                       maxiter=c["hessian.maxiter"] or None)
         op = hessian.hessian_operator(net, self.inputs, self.targets)
         nodes, weights = hessian.slq_nodes(op.matvec, P, c["hessian.probes"], c["hessian.steps"])
-        lo, hi = min(bottom[0], nodes.min()), max(top[0], nodes.max())
+        lo, hi = np.nanmin([bottom[0], nodes.min()]), np.nanmax([top[0], nodes.max()])
         width = c["hessian.width"] or 0.01 * (hi - lo)
         grid = np.linspace(lo - 5 * width, hi + 5 * width, 1001)
         density = hessian.slq_density(nodes, weights, grid, width)
-        scale = max(abs(top[0]), abs(bottom[0]))
+        scale = float(np.nanmax(np.abs([top[0], bottom[0], nodes.max(), nodes.min()])))
         near = float(weights[np.abs(nodes) <= c["hessian.near_zero"] * scale].sum())
         meaning = "Hessian of the training loss J at the final parameters (exact Hessian-vector products)"
         sink.write("analysis", "hessian_eigenvalues", top, {"meaning": meaning, "order": "descending"})
