@@ -47,7 +47,7 @@ def _exponent(alpha, levels, particles, seed, width=False):
     rng = np.random.default_rng(seed)
     times = []
     for v in levels:
-        w, eps = (v, 0.02) if width else (1.0, v)
+        w, eps = (v, 0.05) if width else (1.0, v)
         tau = levy.exit_times(lambda x: x, alpha, eps, -w, w, 0.0, particles, 0.05, rng)
         times.append(tau.mean())
     return levy.scaling_exponent(levels, times), times
@@ -64,7 +64,7 @@ def test_levy_exit_time_scales_as_noise_to_the_minus_alpha():
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha", [1.5, 1.8])
 def test_levy_exit_time_exponents_in_noise_and_width(alpha):
-    slope, _ = _exponent(alpha, [0.02, 0.04, 0.08], 1000, 7)
+    slope, _ = _exponent(alpha, [0.02, 0.04, 0.08], 600, 7)
     assert abs(-slope - alpha) < 0.1 * alpha, slope
-    wslope, _ = _exponent(alpha, [0.5, 1.0, 2.0], 1000, 8, width=True)
+    wslope, _ = _exponent(alpha, [0.5, 1.0, 2.0], 600, 8, width=True)
     assert abs(wslope - alpha) < 0.1 * alpha, wslope
