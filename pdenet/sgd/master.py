@@ -123,7 +123,7 @@ def fp_steady_state_1d(grad_f, sigma_b, eta, nodes) -> np.ndarray:
     for i in range(i0 - 1, -1, -1):
         phi[i] = phi[i + 1] - integrate.quad(ratio, x[i], x[i + 1])[0]
     p = np.exp(-(phi - phi.min())) / D(x)
-    return p / np.trapezoid(p, x)
+    return p / integrate.trapezoid(p, x)
 
 
 def identity_38(problem, grid: Grid, eta, batch_idx, batch_p, p, observable):
