@@ -21,10 +21,13 @@ def _direction(net, rng):
     return {k: rng.standard_normal(v.shape) for k, v in net.params.items()}
 
 
-@pytest.mark.parametrize("loss,activation", [("l2", "tanh"), ("softmax", "sigmoid"), ("softmax", "arctan")])
-def test_gradient_of_the_second_order_adjoint_is_the_exact_gradient_and_taylor_remainder_is_order_two(loss, activation):
+@pytest.mark.parametrize("stepper,loss,activation", [("euler", "l2", "tanh"), ("euler", "softmax", "sigmoid"),
+                                                     ("heun", "softmax", "arctan"), ("rk4", "l2", "sigmoid"),
+                                                     ("rk4", "softmax", "tanh")])
+def test_gradient_of_the_second_order_adjoint_is_the_exact_gradient_and_taylor_remainder_is_order_two(
+        stepper, loss, activation):
     rng = np.random.default_rng(4)
-    net, f0, target = make_net(rng, stepper="euler", kernel="dense", loss=loss, activation=activation,
+    net, f0, target = make_net(rng, stepper=stepper, kernel="dense", loss=loss, activation=activation,
                                cells=(6,), steps=6, intervals=3, samples=5, tikhonov=0.2)
     v = _direction(net, rng)
     g, Hv = hvp(net, f0, target, v)
@@ -121,8 +124,8 @@ def test_lanczos_extremes_and_slq_density_against_dense_hessian():
 
 
 def test_unsupported_stepper_is_refused():
-    net, f0, target = make_net(np.random.default_rng(0), stepper="rk4")
-    with pytest.raises(NotImplementedError, match="euler"):
+    net, f0, target = make_net(np.random.default_rng(0), stepper="cn")
+    with pytest.raises(NotImplementedError, match="explicit steppers"):
         hvp(net, f0, target, _direction(net, np.random.default_rng(1)))
 
 
@@ -158,4 +161,31 @@ def test_hessian_table_refuses_an_unsupported_stepper():
     from pdenet.errors import CaseError
 
     with pytest.raises(CaseError, match="hessian.eigenvalues"):
-        pdenet.validate(case_path("digits_sgd_noise.toml"), ["hessian.eigenvalues=3", "time.stepper=rk4"])
+        pdenet.validate(case_path("digits_sgd_noise.toml"), ["hessian.eigenvalues=3", "time.stepper=cn"])
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is the oracle")
+def test_rk4_hvp_equals_pytorch_double_backward():
+    rng = np.random.default_rng(12)
+    net, f0, target = make_net(rng, stepper="rk4", kernel="dense", loss="l2", activation="tanh",
+                               cells=(5,), steps=3, intervals=3, samples=4)
+    v = _direction(net, rng)
+    _, Hv = hvp(net, f0, target, v)
+    names = list(net.params)
+    tp = [torch.tensor(net.params[k], requires_grad=True) for k in names]
+    dt, h = net.schedule.dt, net.h
+
+    def loss(a, b):
+        z = torch.tensor(f0)
+        for n in range(net.schedule.steps):
+            k = net.schedule.interval(n)
+            F = lambda y: torch.tanh(a[k] - h * y @ b[k].T)     # noqa: E731
+            k1 = F(z)
+            k2 = F(z + 0.5 * dt * k1)
+            k3 = F(z + 0.5 * dt * k2)
+            k4 = F(z + dt * k3)
+            z = z + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+        return 0.5 * h * torch.sum((z - torch.tensor(target)) ** 2) / z.shape[0]
+    _, ref = torch.autograd.functional.hvp(loss, tuple(tp), tuple(torch.tensor(v[k]) for k in names))
+    ref = np.concatenate([r.numpy().ravel() for r in ref])
+    assert np.linalg.norm(flatten(Hv, names) - ref) < 1e-10 * np.linalg.norm(ref)

@@ -2,17 +2,18 @@
 
 The tangent-linear model of the forward solve *and* of its discrete adjoint, in a direction
 v = (da, db, dW, dmu), gives d/d(eps) grad J(theta + eps v) = H v exactly (to round-off) for the
-discrete network. Implemented for the explicit Euler stepper and the dense kernel
-(f_{n+1} = f_n + tau sigma(a_k - h f_n b_k^T)) with the identity/L2 and classes/softmax heads and
+discrete network. Implemented for the explicit Runge-Kutta steppers (euler, heun, rk4: stages
+Y_i = f + tau sum_j A_ij K_j, K_i = sigma(a_k - h Y_i b_k^T)) and the dense kernel with the identity/L2 and classes/softmax heads and
 the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the other
 steppers, kernels and heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
 
-Backward sweep (ubar_n = tau sigma'(u_n) lam_{n+1}):
-    grad a_k += sum_s ubar_n,  grad b_k += -h ubar_n^T f_n,  lam_n = lam_{n+1} - h ubar_n b_k;
-its tangent (du_n, df_n from the forward tangent):
-    dubar_n = tau (sigma''(u_n) du_n lam_{n+1} + sigma'(u_n) dlam_{n+1}),
-    Hv_a_k += sum_s dubar_n,  Hv_b_k += -h (dubar_n^T f_n + ubar_n^T df_n),
-    dlam_n = dlam_{n+1} - h (dubar_n b_k + ubar_n db_k).
+Backward sweep of one step, stages i from last to first (Kbar_i = tau b_i lam' + tau sum_{m>i} A_mi Ybar_m,
+ubar_i = sigma'(u_i) Kbar_i):
+    grad a_k += sum_s ubar_i,  grad b_k += -h ubar_i^T Y_i,  Ybar_i = -h ubar_i b_k,  lam = lam' + sum_i Ybar_i;
+its tangent (du_i, dY_i from the forward tangent):
+    dubar_i = sigma''(u_i) du_i Kbar_i + sigma'(u_i) dKbar_i,
+    Hv_a_k += sum_s dubar_i,  Hv_b_k += -h (dubar_i^T Y_i + ubar_i^T dY_i),
+    dYbar_i = -h (dubar_i b_k + ubar_i db_k),  dlam = dlam' + sum_i dYbar_i.
 
 :func:`spectrum` finds extreme eigenvalues by Lanczos (scipy ``eigsh``) on v -> H v;
 :func:`slq_density` the spectral density by stochastic Lanczos quadrature (Rademacher probes,
@@ -30,7 +31,7 @@ from .sgd_noise import flatten, unflatten
 
 __all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
 
-SUPPORTED = {"stepper": ("euler",), "kernel": ("dense",), "activation": ("identity", "tanh", "sigmoid", "arctan")}
+SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense",), "activation": ("identity", "tanh", "sigmoid", "arctan")}
 
 
 def _sigma_derivs(u, name):
@@ -51,8 +52,8 @@ def _sigma_derivs(u, name):
 
 def _check(net):
     if net.stepper.name not in SUPPORTED["stepper"]:
-        raise NotImplementedError(f"the second-order adjoint is implemented for the euler stepper; "
-                                  f"got {net.stepper.name!r}")
+        raise NotImplementedError(f"the second-order adjoint is implemented for the explicit steppers "
+                                  f"{', '.join(SUPPORTED['stepper'])}; got {net.stepper.name!r}")
     if net.operator.kind not in SUPPORTED["kernel"]:
         raise NotImplementedError(f"the second-order adjoint is implemented for the dense kernel; "
                                   f"got {net.operator.kind!r}")
@@ -71,16 +72,32 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
     a, b = net.a, net.operator.b
     da, db = v["a"], v["b"]
     S = f0.shape[0]
+    A, bw = net.stepper.a, net.stepper.b          # the explicit Runge-Kutta tableau
+    stages = len(bw)
     f = np.array(f0, float)
     df = np.zeros_like(f)
     tape = []
     for n in range(L):
         k = sched.interval(n)
-        u = a[k] - h * f @ b[k].T
-        du = da[k] - h * (df @ b[k].T + f @ db[k].T)
-        s, s1, s2 = _sigma_derivs(u, name)
-        tape.append((k, f, df, u, du, s1, s2))
-        f, df = f + tau * s, df + tau * s1 * du
+        st = []                                    # per stage: (Y, dY, du, s1, s2)
+        Ks, dKs = [], []
+        for i in range(stages):
+            Y, dY = f, df
+            for j, aij in enumerate(A[i][:i]):
+                if aij != 0.0:
+                    Y, dY = Y + (tau * aij) * Ks[j], dY + (tau * aij) * dKs[j]
+            u = a[k] - h * Y @ b[k].T
+            du = da[k] - h * (dY @ b[k].T + Y @ db[k].T)
+            s, s1, s2 = _sigma_derivs(u, name)
+            Ks.append(s)
+            dKs.append(s1 * du)
+            st.append((Y, dY, du, s1, s2))
+        tape.append((k, st))
+        f, df = f.copy(), df.copy()
+        for bi, K, dK in zip(bw, Ks, dKs):
+            if bi != 0.0:
+                f += (tau * bi) * K
+                df += (tau * bi) * dK
     g = {kname: np.zeros_like(p) for kname, p in net.params.items()}
     Hv = {kname: np.zeros_like(p) for kname, p in net.params.items()}
     head = net.head
@@ -102,14 +119,28 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
         g["mu"] += dO.sum(axis=0)
         Hv["W"] += h * (ddO.T @ f + dO.T @ df)
         Hv["mu"] += ddO.sum(axis=0)
-    for k, fn, dfn, u, du, s1, s2 in reversed(tape):
-        ubar = tau * s1 * lam
-        dubar = tau * (s2 * du * lam + s1 * dlam)
-        g["a"][k] += ubar.sum(axis=0)
-        g["b"][k] += -h * ubar.T @ fn
-        Hv["a"][k] += dubar.sum(axis=0)
-        Hv["b"][k] += -h * (dubar.T @ fn + ubar.T @ dfn)
-        lam, dlam = lam - h * ubar @ b[k], dlam - h * (dubar @ b[k] + ubar @ db[k])
+    for k, st in reversed(tape):
+        Ybar, dYbar = [None] * stages, [None] * stages
+        ybar, dybar = lam.copy(), dlam.copy()
+        for i in reversed(range(stages)):
+            kbar, dkbar = (tau * bw[i]) * lam, (tau * bw[i]) * dlam
+            for m in range(i + 1, stages):
+                ami = A[m][i]
+                if ami != 0.0:
+                    kbar = kbar + (tau * ami) * Ybar[m]
+                    dkbar = dkbar + (tau * ami) * dYbar[m]
+            Y, dY, du, s1, s2 = st[i]
+            ubar = s1 * kbar
+            dubar = s2 * du * kbar + s1 * dkbar
+            g["a"][k] += ubar.sum(axis=0)
+            g["b"][k] += -h * ubar.T @ Y
+            Hv["a"][k] += dubar.sum(axis=0)
+            Hv["b"][k] += -h * (dubar.T @ Y + ubar.T @ dY)
+            Ybar[i] = -h * ubar @ b[k]
+            dYbar[i] = -h * (dubar @ b[k] + ubar @ db[k])
+            ybar += Ybar[i]
+            dybar += dYbar[i]
+        lam, dlam = ybar, dybar
     if regularise and net.tikhonov:
         dur = _durations(net)
         quad = {"a": h, **net.operator.quadrature(h)}
