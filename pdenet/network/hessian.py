@@ -3,7 +3,9 @@
 The tangent-linear model of the forward solve *and* of its discrete adjoint, in a direction
 v = (da, db, dW, dmu), gives d/d(eps) grad J(theta + eps v) = H v exactly (to round-off) for the
 discrete network. Implemented for the explicit Runge-Kutta steppers (euler, heun, rk4: stages
-Y_i = f + tau sum_j A_ij K_j, K_i = sigma(a_k - h Y_i b_k^T)) and the dense kernel with the identity/L2 and classes/softmax heads and
+Y_i = f + tau sum_j A_ij K_j, K_i = sigma(a_k - h B_k Y_i)) and the dense and convolution kernels
+(linear in their parameters: the tangent of B_k f in the kernel is the same operator with the
+direction's arrays) with the identity/L2 and classes/softmax heads and
 the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the other
 steppers, kernels and heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
 
@@ -31,7 +33,7 @@ from .sgd_noise import flatten, unflatten
 
 __all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
 
-SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense",), "activation": ("identity", "tanh", "sigmoid", "arctan")}
+SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense", "convolution"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
 
 
 def _sigma_derivs(u, name):
@@ -50,12 +52,23 @@ def _sigma_derivs(u, name):
                               f"({', '.join(SUPPORTED['activation'])}); got {name!r}")
 
 
+def _tangent_operator(op, v):
+    """An operator of the same kind holding the direction's kernel arrays: raw/raw_T are linear in
+    the parameters for the dense and convolution kernels, so this gives their tangents."""
+    from .operators import ConvolutionOperator, DenseOperator
+
+    if op.kind == "dense":
+        return DenseOperator(v["b"])
+    return ConvolutionOperator(v["kappa"], op.cells)
+
+
 def _check(net):
     if net.stepper.name not in SUPPORTED["stepper"]:
         raise NotImplementedError(f"the second-order adjoint is implemented for the explicit steppers "
                                   f"{', '.join(SUPPORTED['stepper'])}; got {net.stepper.name!r}")
     if net.operator.kind not in SUPPORTED["kernel"]:
-        raise NotImplementedError(f"the second-order adjoint is implemented for the dense kernel; "
+        raise NotImplementedError(f"the second-order adjoint is implemented for the kernels "
+                                  f"{', '.join(SUPPORTED['kernel'])} (linear in their parameters); "
                                   f"got {net.operator.kind!r}")
     head = net.head
     if not ((head.kind == "identity" and head.loss_name == "l2")
@@ -69,8 +82,9 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
     _check(net)
     sched, h, name = net.schedule, net.h, net.activation.name
     tau, L = sched.dt, sched.steps
-    a, b = net.a, net.operator.b
-    da, db = v["a"], v["b"]
+    a, op = net.a, net.operator
+    dop = _tangent_operator(op, v)                 # the kernel operator with the direction's arrays
+    da = v["a"]
     S = f0.shape[0]
     A, bw = net.stepper.a, net.stepper.b          # the explicit Runge-Kutta tableau
     stages = len(bw)
@@ -86,8 +100,8 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
             for j, aij in enumerate(A[i][:i]):
                 if aij != 0.0:
                     Y, dY = Y + (tau * aij) * Ks[j], dY + (tau * aij) * dKs[j]
-            u = a[k] - h * Y @ b[k].T
-            du = da[k] - h * (dY @ b[k].T + Y @ db[k].T)
+            u = a[k] - h * op.raw(Y, k)
+            du = da[k] - h * (op.raw(dY, k) + dop.raw(Y, k))
             s, s1, s2 = _sigma_derivs(u, name)
             Ks.append(s)
             dKs.append(s1 * du)
@@ -133,11 +147,12 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
             ubar = s1 * kbar
             dubar = s2 * du * kbar + s1 * dkbar
             g["a"][k] += ubar.sum(axis=0)
-            g["b"][k] += -h * ubar.T @ Y
+            op.add_grad(g, k, ubar, Y, -h)
             Hv["a"][k] += dubar.sum(axis=0)
-            Hv["b"][k] += -h * (dubar.T @ Y + ubar.T @ dY)
-            Ybar[i] = -h * ubar @ b[k]
-            dYbar[i] = -h * (dubar @ b[k] + ubar @ db[k])
+            op.add_grad(Hv, k, dubar, Y, -h)
+            op.add_grad(Hv, k, ubar, dY, -h)
+            Ybar[i] = -h * op.raw_T(ubar, k)
+            dYbar[i] = -h * (op.raw_T(dubar, k) + dop.raw_T(ubar, k))
             ybar += Ybar[i]
             dybar += dYbar[i]
         lam, dlam = ybar, dybar
