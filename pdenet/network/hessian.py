@@ -5,7 +5,7 @@ v = (da, db, dW, dmu), gives d/d(eps) grad J(theta + eps v) = H v exactly (to ro
 discrete network. Implemented for the explicit Runge-Kutta steppers (euler, heun, rk4: stages
 Y_i = f + tau sum_j A_ij K_j, K_i = sigma(a_k - h B_k Y_i)) and the dense and convolution kernels
 (linear in their parameters: the tangent of B_k f in the kernel is the same operator with the
-direction's arrays) with the identity/L2 and classes/softmax heads and
+direction's arrays) and the low-rank kernel (bilinear: its phi-psi block is added) with the identity/L2 and classes/softmax heads and
 the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the other
 steppers, kernels and heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
 
@@ -33,7 +33,7 @@ from .sgd_noise import flatten, unflatten
 
 __all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
 
-SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense", "convolution"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
+SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense", "convolution", "lowrank"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
 
 
 def _sigma_derivs(u, name):
@@ -52,14 +52,45 @@ def _sigma_derivs(u, name):
                               f"({', '.join(SUPPORTED['activation'])}); got {name!r}")
 
 
-def _tangent_operator(op, v):
-    """An operator of the same kind holding the direction's kernel arrays: raw/raw_T are linear in
-    the parameters for the dense and convolution kernels, so this gives their tangents."""
-    from .operators import ConvolutionOperator, DenseOperator
+class _LowRankTangent:
+    """Tangents in the parameters of the low-rank kernel B f = (f psi^T) phi (bilinear in phi, psi)."""
 
-    if op.kind == "dense":
-        return DenseOperator(v["b"])
-    return ConvolutionOperator(v["kappa"], op.cells)
+    def __init__(self, op, v):
+        self.op, self.dphi, self.dpsi = op, v["phi"], v["psi"]
+
+    def raw(self, f, k):
+        return (f @ self.dpsi[k].T) @ self.op.phi[k] + (f @ self.op.psi[k].T) @ self.dphi[k]
+
+    def raw_T(self, w, k):
+        return (w @ self.dphi[k].T) @ self.op.psi[k] + (w @ self.op.phi[k].T) @ self.dpsi[k]
+
+    def mixed_grad(self, Hv, k, w, f, alpha):
+        """The parameter tangent of add_grad at fixed (w, f): the phi-psi block of the Hessian."""
+        Hv["phi"][k] += alpha * ((f @ self.dpsi[k].T).T @ w)
+        Hv["psi"][k] += alpha * ((w @ self.dphi[k].T).T @ f)
+
+
+class _LinearTangent:
+    """The dense and convolution kernels are linear in their parameters: the tangent of raw/raw_T is
+    the same operator holding the direction's arrays, and add_grad has no parameter tangent."""
+
+    def __init__(self, op, v):
+        from .operators import ConvolutionOperator, DenseOperator
+
+        self.d = DenseOperator(v["b"]) if op.kind == "dense" else ConvolutionOperator(v["kappa"], op.cells)
+
+    def raw(self, f, k):
+        return self.d.raw(f, k)
+
+    def raw_T(self, w, k):
+        return self.d.raw_T(w, k)
+
+    def mixed_grad(self, Hv, k, w, f, alpha):
+        pass
+
+
+def _tangent_operator(op, v):
+    return _LowRankTangent(op, v) if op.kind == "lowrank" else _LinearTangent(op, v)
 
 
 def _check(net):
@@ -68,7 +99,7 @@ def _check(net):
                                   f"{', '.join(SUPPORTED['stepper'])}; got {net.stepper.name!r}")
     if net.operator.kind not in SUPPORTED["kernel"]:
         raise NotImplementedError(f"the second-order adjoint is implemented for the kernels "
-                                  f"{', '.join(SUPPORTED['kernel'])} (linear in their parameters); "
+                                  f"{', '.join(SUPPORTED['kernel'])}; "
                                   f"got {net.operator.kind!r}")
     head = net.head
     if not ((head.kind == "identity" and head.loss_name == "l2")
@@ -151,6 +182,7 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
             Hv["a"][k] += dubar.sum(axis=0)
             op.add_grad(Hv, k, dubar, Y, -h)
             op.add_grad(Hv, k, ubar, dY, -h)
+            dop.mixed_grad(Hv, k, ubar, Y, -h)
             Ybar[i] = -h * op.raw_T(ubar, k)
             dYbar[i] = -h * (op.raw_T(dubar, k) + dop.raw_T(ubar, k))
             ybar += Ybar[i]
