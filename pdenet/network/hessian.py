@@ -5,9 +5,11 @@ v = (da, db, dW, dmu), gives d/d(eps) grad J(theta + eps v) = H v exactly (to ro
 discrete network. Implemented for the explicit Runge-Kutta steppers (euler, heun, rk4: stages
 Y_i = f + tau sum_j A_ij K_j, K_i = sigma(a_k - h B_k Y_i)) and the dense and convolution kernels
 (linear in their parameters: the tangent of B_k f in the kernel is the same operator with the
-direction's arrays) and the low-rank kernel (bilinear: its phi-psi block is added) with the identity/L2 and classes/softmax heads and
-the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the other
-steppers, kernels and heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
+direction's arrays) and the low-rank kernel (bilinear: its phi-psi block is added), and for the
+implicit theta-method steppers (beuler, cn: per sample M_s = I + tau theta diag(sigma'(u_z)) B,
+the tangent of z and of the adjoint solve each one more solve with M_s or M_s^T) with the identity/L2 and classes/softmax heads and
+the Tikhonov term, for the smooth activations (identity, tanh, sigmoid, arctan); the field and
+logistic heads are refused (NotImplementedError) -- see docs/sgd-noise.md.
 
 Backward sweep of one step, stages i from last to first (Kbar_i = tau b_i lam' + tau sum_{m>i} A_mi Ybar_m,
 ubar_i = sigma'(u_i) Kbar_i):
@@ -33,7 +35,7 @@ from .sgd_noise import flatten, unflatten
 
 __all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
 
-SUPPORTED = {"stepper": ("euler", "heun", "rk4"), "kernel": ("dense", "convolution", "lowrank"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
+SUPPORTED = {"stepper": ("euler", "heun", "rk4", "beuler", "cn"), "kernel": ("dense", "convolution", "lowrank"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
 
 
 def _sigma_derivs(u, name):
@@ -117,13 +119,22 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
     dop = _tangent_operator(op, v)                 # the kernel operator with the direction's arrays
     da = v["a"]
     S = f0.shape[0]
-    A, bw = net.stepper.a, net.stepper.b          # the explicit Runge-Kutta tableau
+    implicit = getattr(net.stepper, "implicit", False)
+    if implicit:
+        th = net.stepper.theta
+        A, bw = [[], [0.0]], [1.0 - th, th]        # stages y (explicit) and z (implicit)
+    else:
+        A, bw = net.stepper.a, net.stepper.b      # the explicit Runge-Kutta tableau
     stages = len(bw)
     f = np.array(f0, float)
     df = np.zeros_like(f)
     tape = []
     for n in range(L):
         k = sched.interval(n)
+        if implicit:
+            f, df, rec = _theta_forward(net, dop, f, df, k, tau, da, name)
+            tape.append((k, rec))
+            continue
         st = []                                    # per stage: (Y, dY, du, s1, s2)
         Ks, dKs = [], []
         for i in range(stages):
@@ -165,6 +176,9 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
         Hv["W"] += h * (ddO.T @ f + dO.T @ df)
         Hv["mu"] += ddO.sum(axis=0)
     for k, st in reversed(tape):
+        if implicit:
+            lam, dlam = _theta_backward(net, dop, st, k, tau, lam, dlam, g, Hv)
+            continue
         Ybar, dYbar = [None] * stages, [None] * stages
         ybar, dybar = lam.copy(), dlam.copy()
         for i in reversed(range(stages)):
@@ -196,6 +210,63 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
             g[kname] += net.tikhonov * w * dur.reshape(shape) * net.params[kname]
             Hv[kname] += net.tikhonov * w * dur.reshape(shape) * v[kname]
     return g, Hv
+
+
+def _theta_matrices(net, k, s1z, tau):
+    """Per sample M_s = I + tau theta diag(sigma'(u_z,s)) Bmat (Bmat = h b: B f = f Bmat^T in rows)."""
+    th = net.stepper.theta
+    Bmat = net.operator.matrix(k, net.h)
+    N = Bmat.shape[0]
+    return np.eye(N)[None] + (tau * th) * s1z[:, :, None] * Bmat[None]
+
+
+def _theta_forward(net, dop, y, dy, k, tau, da, name):
+    """One theta-method step z = y + tau[(1-th) F(y) + th F(z)] (z from the network's own Newton
+    solve) and its tangent: M_s dz_s = dy_s + tau (1-th) dK_y,s + tau th sigma'(u_z) (da - h dB z)_s."""
+    th, h, op = net.stepper.theta, net.h, net.operator
+    z, _, _ = net.stepper.step(net, y, k, tau, False)
+    u_y = net.a[k] - h * op.raw(y, k)
+    du_y = da[k] - h * (op.raw(dy, k) + dop.raw(y, k))
+    _, s1y, s2y = _sigma_derivs(u_y, name)
+    u_z = net.a[k] - h * op.raw(z, k)
+    _, s1z, s2z = _sigma_derivs(u_z, name)
+    rhs = dy + (tau * (1 - th)) * s1y * du_y + (tau * th) * s1z * (da[k] - h * dop.raw(z, k))
+    M = _theta_matrices(net, k, s1z, tau)
+    dz = np.linalg.solve(M, rhs[:, :, None])[:, :, 0]
+    du_z = da[k] - h * (op.raw(dz, k) + dop.raw(z, k))
+    return z, dz, ((y, dy, du_y, s1y, s2y), (z, dz, du_z, s1z, s2z), M)
+
+
+def _theta_backward(net, dop, rec, k, tau, lam, dlam, g, Hv):
+    """Adjoint of one theta step and its tangent. mu solves M_s^T mu_s = lam_s (M as in the forward);
+    dmu solves M_s^T dmu_s = dlam_s - tau th h raw_T(sigma''(u_z) du_z mu + ...) (the tangent of the
+    transposed Jacobian), then the stages y, z contribute like Runge-Kutta stages with
+    Kbar_y = tau (1-th) mu, Kbar_z = tau th mu; lam_prev = mu + Ybar_y."""
+    th, h, op = net.stepper.theta, net.h, net.operator
+    (y, dy, du_y, s1y, s2y), (z, dz, du_z, s1z, s2z), M = rec
+    MT = np.transpose(M, (0, 2, 1))
+    mu = np.linalg.solve(MT, lam[:, :, None])[:, :, 0]
+    # tangent of J_z^T mu = -h raw_T(sigma'(u_z) mu) in (z, params)
+    dJt = -h * (op.raw_T(s2z * du_z * mu, k) + dop.raw_T(s1z * mu, k))
+    dmu = np.linalg.solve(MT, (dlam + (tau * th) * dJt)[:, :, None])[:, :, 0]
+    out_lam, out_dlam = mu.copy(), dmu.copy()
+    for (Y, dY, du, s1, s2), c, explicit in (((y, dy, du_y, s1y, s2y), tau * (1 - th), True),
+                                             ((z, dz, du_z, s1z, s2z), tau * th, False)):
+        if c == 0.0:
+            continue
+        kbar, dkbar = c * mu, c * dmu
+        ubar = s1 * kbar
+        dubar = s2 * du * kbar + s1 * dkbar
+        g["a"][k] += ubar.sum(axis=0)
+        op.add_grad(g, k, ubar, Y, -h)
+        Hv["a"][k] += dubar.sum(axis=0)
+        op.add_grad(Hv, k, dubar, Y, -h)
+        op.add_grad(Hv, k, ubar, dY, -h)
+        dop.mixed_grad(Hv, k, ubar, Y, -h)
+        if explicit:
+            out_lam += -h * op.raw_T(ubar, k)
+            out_dlam += -h * (op.raw_T(dubar, k) + dop.raw_T(ubar, k))
+    return out_lam, out_dlam
 
 
 def hessian_operator(net, f0, target, regularise=True) -> LinearOperator:

@@ -147,7 +147,7 @@ class NetworkModel(Model):
         "hessian": {
             "eigenvalues": Key("int", 0, "At the final parameters: this many of the largest and of the "
                                "smallest Hessian eigenvalues of the training loss by Lanczos on exact "
-                               "Hessian-vector products (second-order adjoint; euler, heun or rk4, any kernel, "
+                               "Hessian-vector products (second-order adjoint; every stepper and kernel, "
                                "kernel, identity/l2 or classes/softmax head). 0: off.", minimum=0),
             "tolerance": Key("float", 1e-6, "Relative accuracy of the Lanczos eigenvalues (scipy eigsh tol).",
                              positive=True),
