@@ -58,3 +58,22 @@ def test_sgd_increments_near_a_minimum_are_not_white():
     assert np.all(rho[1] < -band)       # anti-persistent increments: mean reversion
     frac, p = tr.whiteness(d, 20)
     assert np.all(p < 1e-6)
+
+
+def test_trajectory_table_records_weights_along_training():
+    """[trajectory] on digits with mini-batch gd: the recorded entries equal /controls at the end,
+    the written autocorrelation is that of their increments, constant entries give NaN."""
+    import pdenet
+    from conftest import case_path
+
+    over = ["data.limit=24", "train.iterations=30", "train.eval_every=30", "sgd_noise.where=none",
+            "model.intervals=1", "time.steps=1", "trajectory.weights=40", "trajectory.lags=5",
+            "train.method=gd", "train.batch_size=4"]
+    r = pdenet.run(case_path("digits_sgd_noise.toml"), overrides=over, write=False)
+    theta = r.analysis["trajectory_weights"]
+    assert theta.shape == (31, 40)
+    flat = np.concatenate([np.ravel(r.controls[n]) for n in ("a", "b", "W", "mu")])
+    np.testing.assert_array_equal(theta[-1], flat[r.analysis["trajectory_indices"].astype(int)])
+    rho, _ = tr.autocorrelation(tr.increments(theta), 5)
+    np.testing.assert_allclose(r.analysis["trajectory_autocorrelation"], rho, equal_nan=True)
+    assert 0 < r.attrs["trajectory_moving_weights"] <= 40

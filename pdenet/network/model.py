@@ -144,6 +144,14 @@ class NetworkModel(Model):
             "batch_size": Key("int", 0, "l of the mini-batch factors written as attributes (0: "
                               "train.batch_size, or 1 when that is 0).", minimum=0),
         },
+        "trajectory": {
+            "weights": Key("int", 0, "Record this many parameter entries (seeded random choice, flat order "
+                           "of /controls) at every training iteration and write the spectrum and "
+                           "autocorrelation of their increments to /analysis (pdenet.sgd.trajectory). "
+                           "0: off.", minimum=0),
+            "lags": Key("int", 50, "Autocorrelation lags.", positive=True),
+            "seed": Key("int", 0, "Seed of the choice of entries.", minimum=0),
+        },
         "hessian": {
             "eigenvalues": Key("int", 0, "At the final parameters: this many of the largest and of the "
                                "smallest Hessian eigenvalues of the training loss by Lanczos on exact "
@@ -198,6 +206,12 @@ class NetworkModel(Model):
                 raise CaseError("msa/emsa with a Tikhonov term are not implemented", key="model.tikhonov")
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
+        if data["trajectory"]["weights"] and tr["method"] in ("msa", "emsa"):
+            raise CaseError("trajectory recording follows the gradient methods (gd, adam, pam)",
+                            key="trajectory.weights")
+        if data["trajectory"]["weights"] and data["solver"]["backend"] == "petsc":
+            raise CaseError("trajectory recording runs on one process (backend = \"builtin\")",
+                            key="trajectory.weights")
         hess = data["hessian"]
         if hess["eigenvalues"]:
             from .hessian import SUPPORTED
@@ -339,11 +353,19 @@ class NetworkModel(Model):
         forward, costate = self._observers(sink, linear_u)
         sink.set_attrs(self._run_attrs(par, rows))
         noise = NoiseRecorder(self.case, net, self.inputs, self.targets)   # [sgd_noise]
+        traj = None
+        if self.case["trajectory.weights"] and self.case["train.method"] != "none":
+            from ..sgd.trajectory import TrajectoryRecorder
+
+            traj = TrajectoryRecorder(net, self.case["trajectory.weights"], self.case["trajectory.lags"],
+                                      self.case["trajectory.seed"])
         if self.case["train.method"] != "none":
-            self._train(sink, progress, noise)
+            self._train(sink, progress, noise, traj)
         noise.finish()
         if root:
             noise.write(sink)
+            if traj is not None:
+                traj.write(sink)
         if self.case["hessian.eigenvalues"]:
             self._hessian(sink)
         # forward + co-state at the (trained) controls, observed at the saved steps
@@ -484,7 +506,7 @@ class NetworkModel(Model):
                         "hessian_max_eigenvalue": float(top[0]), "hessian_min_eigenvalue": float(bottom[0])})
 
     # -- training -------------------------------------------------------------------------------
-    def _train(self, sink, progress, noise=None):
+    def _train(self, sink, progress, noise=None, traj=None):
         """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
@@ -503,7 +525,7 @@ class NetworkModel(Model):
         try:
             train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
                   on_history=write, comm=self.comm if self._parallel() is not None else None,
-                  on_iterate=None if noise is None else noise.on_iterate)
+                  on_iterate=lambda k: [r.on_iterate(k) for r in (noise, traj) if r is not None])
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 
