@@ -28,6 +28,8 @@ from typing import Optional
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from ..sgd.problems import batch_factor
+
 __all__ = ["per_sample_gradients", "NoiseCovariance", "batch_factor", "flatten", "unflatten"]
 
 
@@ -66,16 +68,6 @@ def per_sample_gradients(net, f0, target, samples: Optional[np.ndarray] = None, 
             G[row, pos:pos + g.size] = g.ravel()
             pos += g.size
     return G
-
-
-def batch_factor(samples: int, batch: int, replacement: bool) -> float:
-    """c such that the covariance of a size-``batch`` mini-batch gradient is c Sigma_D."""
-    S, l = int(samples), int(batch)
-    if not 1 <= l <= S:
-        raise ValueError(f"batch size must be in 1..{S}, got {l}")
-    if replacement:
-        return 1.0 / l
-    return (S - l) / (l * (S - 1)) if S > 1 else 0.0
 
 
 @dataclass

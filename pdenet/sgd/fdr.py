@@ -6,7 +6,7 @@ At a stationary distribution of SGD, the master-equation identity (38) applied t
 
 Sigma~_B(theta) = E_B[g_B g_B^T] the two-point matrix of the mini-batch gradient. For a quadratic
 loss the higher terms vanish and (42) is exact; away from stationarity it fails. Sigma~_B is
-exactly c Sigma_D + g g^T with c the batch factor of :func:`pdenet.network.sgd_noise.batch_factor`
+exactly c Sigma_D + g g^T with c the batch factor of :func:`.problems.batch_factor`
 ((S - l)/(l (S - 1)) without replacement; review (43) approximates c by 1/l - 1/S).
 
 :func:`fdr_run` runs independent SGD chains and returns the two sides averaged over the chains and
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network.sgd_noise import batch_factor
+from .problems import batch_factor
 
 __all__ = ["two_point", "fdr_sides", "FDR", "fdr_run", "fdr_stationary"]
 

@@ -19,7 +19,19 @@ import math
 
 import numpy as np
 
-__all__ = ["LeastSquares", "Anharmonic1D", "batches"]
+__all__ = ["LeastSquares", "Anharmonic1D", "batches", "batch_factor"]
+
+
+def batch_factor(samples: int, batch: int, replacement: bool) -> float:
+    """c such that the covariance of a size-``batch`` mini-batch mean gradient is c Sigma_D
+    (1/l with replacement; (S - l)/(l (S - 1)) without, the finite-population correction).
+    Also exported by :mod:`pdenet.network.sgd_noise` (the network package imports this one)."""
+    S, l = int(samples), int(batch)
+    if not 1 <= l <= S:
+        raise ValueError(f"batch size must be in 1..{S}, got {l}")
+    if replacement:
+        return 1.0 / l
+    return (S - l) / (l * (S - 1)) if S > 1 else 0.0
 
 
 def batches(N: int, size: int, replacement: bool, limit: int = 200_000):
