@@ -17,6 +17,7 @@ from .data import SOURCES
 from .heads import KINDS, LOSSES
 from .pde import NetworkPDE
 from .methods import OPTIONS as THESIS_OPTIONS, SCHEMA as THESIS_KEYS, validate as validate_thesis_keys
+from .sgd_noise import NoiseRecorder
 from .training import METHODS, train
 from ..models.base import Model
 
@@ -158,6 +159,46 @@ class NetworkModel(Model):
                              "case file) whose /controls replace the initial a, kernel, W, mu (same "
                              "shapes)."),
         },
+        "sgd_noise": {
+            "where": Key("str", "none", "When to compute the mini-batch noise covariance Sigma_D of the "
+                         "training samples (pdenet.network.sgd_noise): `none`, at the `initial` or `final` "
+                         "parameters, or `every` `every` training iterations (k = 0, every, 2 every, ... "
+                         "and the last).", choices=["none", "initial", "final", "every"]),
+            "every": Key("int", 10, "where = every: the iteration stride.", positive=True),
+            "eigenvalues": Key("int", 10, "How many of the largest eigenvalues (Lanczos on the operator "
+                               "v -> Sigma_D v; at most the parameter count).", positive=True),
+            "tolerance": Key("float", 1e-8, "Numerical rank: eigenvalues above this times the largest.",
+                             positive=True),
+            "method": Key("str", "lanczos", "`lanczos` (scipy eigsh on the operator), `gram` (eigh of "
+                          "the S x S Gram matrix of centred per-sample gradients) or `dense` (numpy eigh "
+                          "of the P x P matrix: small networks only).", choices=["lanczos", "gram", "dense"]),
+            "batch_size": Key("int", 0, "l of the mini-batch factors written as attributes (0: "
+                              "train.batch_size, or 1 when that is 0).", minimum=0),
+        },
+        "trajectory": {
+            "weights": Key("int", 0, "Record this many parameter entries (seeded random choice, flat order "
+                           "of /controls) at every training iteration and write the spectrum and "
+                           "autocorrelation of their increments to /analysis (pdenet.sgd.trajectory). "
+                           "0: off.", minimum=0),
+            "lags": Key("int", 50, "Autocorrelation lags.", positive=True),
+            "seed": Key("int", 0, "Seed of the choice of entries.", minimum=0),
+        },
+        "hessian": {
+            "eigenvalues": Key("int", 0, "At the final parameters: this many of the largest and of the "
+                               "smallest Hessian eigenvalues of the training loss by Lanczos on exact "
+                               "Hessian-vector products (second-order adjoint; every stepper and kernel, "
+                               "kernel, identity/l2 or classes/softmax head). 0: off.", minimum=0),
+            "tolerance": Key("float", 1e-6, "Relative accuracy of the Lanczos eigenvalues (scipy eigsh tol).",
+                             positive=True),
+            "maxiter": Key("int", 0, "Cap on eigsh restarts (0: scipy's default); on reaching it the "
+                           "converged eigenvalues are written, NaN for the rest.", minimum=0),
+            "probes": Key("int", 4, "Stochastic Lanczos quadrature: Rademacher probe vectors.", positive=True),
+            "steps": Key("int", 60, "Stochastic Lanczos quadrature: Lanczos steps per probe.", positive=True),
+            "width": Key("float", 0.0, "Gaussian broadening of the density (0: 1% of the spectral range).",
+                         minimum=0.0),
+            "near_zero": Key("float", 1e-3, "hessian_fraction_near_zero counts SLQ weight with "
+                             "|lambda| <= near_zero x the largest |eigenvalue|.", positive=True),
+        },
     }
 
     @classmethod
@@ -197,6 +238,37 @@ class NetworkModel(Model):
             if tr["method"] == "msa" and "a" in tr["controls"] and tr["box_a"] is None:
                 raise CaseError("plain MSA needs a finite box on a (bang-bang controls)", key="train.box_a")
         validate_thesis_keys(tr)
+        if data["trajectory"]["weights"] and tr["method"] in ("msa", "emsa"):
+            raise CaseError("trajectory recording follows the gradient methods (gd, adam, pam)",
+                            key="trajectory.weights")
+        if data["trajectory"]["weights"] and data["solver"]["backend"] == "petsc":
+            raise CaseError("trajectory recording runs on one process (backend = \"builtin\")",
+                            key="trajectory.weights")
+        hess = data["hessian"]
+        if hess["eigenvalues"]:
+            from .hessian import SUPPORTED
+
+            out_ok = (out["kind"], out["loss"]) in (("identity", "l2"), ("classes", "softmax"))
+            for what, value in (("stepper", data["time"]["stepper"]), ("kernel", data["model"]["kernel"]["kind"]),
+                                ("activation", data["model"]["activation"])):
+                if value not in SUPPORTED[what]:
+                    raise CaseError(f"Hessian-vector products are implemented for {what} "
+                                    f"{' / '.join(SUPPORTED[what])}; the case has {value!r}", key="hessian.eigenvalues")
+            if not out_ok:
+                raise CaseError("Hessian-vector products are implemented for the identity/l2 and classes/softmax "
+                                "outputs", key="hessian.eigenvalues")
+            if data["solver"]["backend"] == "petsc":
+                raise CaseError("the Hessian spectrum runs on one process (backend = \"builtin\")",
+                                key="hessian.eigenvalues")
+        noise = data["sgd_noise"]
+        if noise["where"] == "every" and tr["method"] == "none":
+            raise CaseError("where = \"every\" needs a training method (train.method is \"none\")",
+                            key="sgd_noise.where")
+        if noise["where"] != "none" and tr["method"] in ("msa", "emsa"):
+            raise CaseError("the SGD noise is computed for gradient methods (gd, adam, pam); "
+                            f"train.method is {tr['method']!r}", key="sgd_noise.where")
+        if noise["where"] != "none" and data["solver"]["backend"] == "petsc":
+            raise CaseError("the SGD noise runs on one process (backend = \"builtin\")", key="sgd_noise.where")
         if data["data"]["source"] == "file" and not data["data"]["path"]:
             raise CaseError("source = 'file' needs the data file's path", key="data.path")
         return data
@@ -316,8 +388,22 @@ class NetworkModel(Model):
         linear_u = []           # (t, u of sample 0, k) at the saved steps, for model.analysis
         forward, costate = self._observers(sink, linear_u)
         sink.set_attrs(self._run_attrs(par, rows))
+        noise = NoiseRecorder(self.case, net, self.inputs, self.targets)   # [sgd_noise]
+        traj = None
+        if self.case["trajectory.weights"] and self.case["train.method"] != "none":
+            from ..sgd.trajectory import TrajectoryRecorder
+
+            traj = TrajectoryRecorder(net, self.case["trajectory.weights"], self.case["trajectory.lags"],
+                                      self.case["trajectory.seed"])
         if self.case["train.method"] != "none":
-            self._train(sink, progress)
+            self._train(sink, progress, noise, traj)
+        noise.finish()
+        if root:
+            noise.write(sink)
+            if traj is not None:
+                traj.write(sink)
+        if self.case["hessian.eigenvalues"]:
+            self._hessian(sink)
         # forward + co-state at the (trained) controls, observed at the saved steps
         J, grad, metrics, fT = self._solve(par, root, forward, costate, progress)
         self._write_controls(sink, grad, rows, root, par, fT)
@@ -427,8 +513,36 @@ class NetworkModel(Model):
         if root:
             sink.write("analysis", "output", output)
 
+    def _hessian(self, sink):
+        """[hessian]: extreme eigenvalues and the SLQ spectral density at the final parameters."""
+        from . import hessian
+
+        c, net = self.case, self.net
+        P = sum(p.size for p in net.params.values())
+        k = min(c["hessian.eigenvalues"], P - 1)
+        top, bottom = hessian.spectrum(net, self.inputs, self.targets, k=k, tol=c["hessian.tolerance"],
+                                       maxiter=c["hessian.maxiter"] or None)
+        op = hessian.hessian_operator(net, self.inputs, self.targets)
+        nodes, weights = hessian.slq_nodes(op.matvec, P, c["hessian.probes"], c["hessian.steps"])
+        lo, hi = np.nanmin([bottom[0], nodes.min()]), np.nanmax([top[0], nodes.max()])
+        width = c["hessian.width"] or 0.01 * (hi - lo)
+        grid = np.linspace(lo - 5 * width, hi + 5 * width, 1001)
+        density = hessian.slq_density(nodes, weights, grid, width)
+        scale = float(np.nanmax(np.abs([top[0], bottom[0], nodes.max(), nodes.min()])))
+        near = float(weights[np.abs(nodes) <= c["hessian.near_zero"] * scale].sum())
+        meaning = "Hessian of the training loss J at the final parameters (exact Hessian-vector products)"
+        sink.write("analysis", "hessian_eigenvalues", top, {"meaning": meaning, "order": "descending"})
+        sink.write("analysis", "hessian_eigenvalues_bottom", bottom, {"meaning": meaning, "order": "ascending"})
+        sink.write("analysis", "hessian_density_grid", grid)
+        sink.write("analysis", "hessian_density", density, {"meaning": "stochastic Lanczos quadrature "
+                                                                       f"density, Gaussian width {width:.3g}"})
+        sink.write("analysis", "hessian_slq_nodes", nodes)
+        sink.write("analysis", "hessian_slq_weights", weights)
+        sink.set_attrs({"hessian_fraction_near_zero": near, "hessian_near_zero": float(c["hessian.near_zero"]),
+                        "hessian_max_eigenvalue": float(top[0]), "hessian_min_eigenvalue": float(bottom[0])})
+
     # -- training -------------------------------------------------------------------------------
-    def _train(self, sink, progress):
+    def _train(self, sink, progress, noise=None, traj=None):
         """Run the ``[train]`` method; /train/<name> per iteration (k = 0: initial controls)."""
         c = self.case
         options = {k: c["train." + k] for k in ("iterations", "lr", "batch_size", "seed", "tau", "inner_tol",
@@ -462,7 +576,8 @@ class NetworkModel(Model):
         try:
             train(self.net, self.inputs, self.targets, method, options, test=self.test, progress=progress,
                   on_history=write, comm=self.comm if self._parallel() is not None else None,
-                  state=state if method == "adam" else None)
+                  state=state if method == "adam" else None,
+                  on_iterate=lambda k: [r.on_iterate(k) for r in (noise, traj) if r is not None])
         except ValueError as exc:       # bad controls / boxes detected by the drivers
             raise c.error(str(exc), key="train.method") from None
 

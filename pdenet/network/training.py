@@ -43,7 +43,7 @@ def _box(options, net):
 
 
 def train(net, inputs, targets, method, options, test=None, progress=None, on_history=None, comm=None,
-          state=None):
+          state=None, on_iterate=None):
     """Train ``net`` in place; returns the history dict (see the module docstring).
 
     ``options``: iterations, lr, batch_size, seed, tau, inner_tol, inner_maxiter,
@@ -56,6 +56,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     alike) and holds the same parameters after every step.
     ``state`` (adam): a dict that holds the restart point after every iteration and, when it
     already holds one, the point to continue from (:func:`solvers.optim.adam`).
+    ``on_iterate(k)``: called after iteration k's history row, at the parameters x^k (k = 0 the
+    initial ones); it must leave the parameters unchanged (the [sgd_noise] recorder).
     """
     o = {"iterations": 100, "lr": 1e-2, "batch_size": 0, "seed": 0, "tau": 1.0, "inner_tol": 1e-6,
          "inner_maxiter": 200, "rho": 1.0, "controls": ["a"], "head_lr": 0.0, "eval_every": 1,
@@ -118,6 +120,8 @@ def train(net, inputs, targets, method, options, test=None, progress=None, on_hi
     def callback(k, info):
         rows.append(info)
         extra.append(evaluate(k))
+        if on_iterate is not None:
+            on_iterate(k)
         if progress is not None and k > 0:
             progress(1)
         if not np.isfinite(info["loss"]):
