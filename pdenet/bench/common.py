@@ -174,7 +174,8 @@ class _Contender:
 
     def finish(self, on_error: dict[str, Any]) -> dict[str, Any]:
         try:
-            out, _ = self.proc.communicate(input="done\n", timeout=600)
+            # a worker that has ended is not written to
+            out, _ = self.proc.communicate(input="done\n" if self.proc.poll() is None else None, timeout=600)
         except (BrokenPipeError, ValueError):
             out, _ = self.proc.communicate(timeout=600)
         lines = self.lines + (out or "").splitlines()
@@ -198,8 +199,15 @@ def alternate(module: str, contenders: dict[str, Sequence[Any]], repeat: int, *,
     :func:`time_rounds` (a bandwidth probe) simply run to their end."""
     import tempfile
 
+    import signal
+    import threading
+
     procs: dict[str, _Contender] = {}
     logs = {name: tempfile.TemporaryFile("w+") for name in contenders}
+    # a write to a worker that has died must come back as BrokenPipeError, not as SIGPIPE: a
+    # library in this process may have installed a handler for it (PETSc's aborts the process)
+    main = threading.current_thread() is threading.main_thread()
+    old_pipe = signal.signal(signal.SIGPIPE, signal.SIG_IGN) if main else None
     try:
         for name, args in contenders.items():
             procs[name] = _Contender(module, args, threads, {**(env or {}), **(envs or {}).get(name, {})},
@@ -218,6 +226,8 @@ def alternate(module: str, contenders: dict[str, Sequence[Any]], repeat: int, *,
                 c.proc.wait()
         for fh in logs.values():
             fh.close()
+        if old_pipe is not None:
+            signal.signal(signal.SIGPIPE, old_pipe)
 
 
 def paired_ratio(slow: dict[str, Any], fast: dict[str, Any]) -> tuple[float, float, float]:
