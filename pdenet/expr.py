@@ -235,6 +235,8 @@ class Expression:
         if missing:
             raise ExpressionError(self._where(f"no value for {sorted(missing)} when evaluating {_short(self.text)}"))
         try:
+            # values as float arrays: a Python list would add by concatenation ([2.0] + [2.0])
+            env = {k: v if isinstance(v, np.ndarray) else np.asarray(v, dtype=float) for k, v in env.items()}
             with np.errstate(all="ignore"):
                 out = np.asarray(self._fn(env), dtype=float)
             if shape is None:

@@ -31,9 +31,11 @@ def test_replicas_on_two_ranks_equal_the_serial_run(tmp_path, overrides):
     got = pdenet.open(out)
     assert got.attrs["petsc_ranks"] == 2
     agree(got, ref, 1e-10)
-    # the training history itself is the serial one bit for bit (every rank sums the replicas alike)
+    # the training history itself is the serial one to round-off (every rank sums the replicas
+    # alike; a norm such as `step` may differ in its last bit when BLAS runs another thread count
+    # in the serial process than in the ranks)
     for name, v in ref.train.items():
-        np.testing.assert_array_equal(got.train[name], v, err_msg=name)
+        np.testing.assert_allclose(got.train[name], v, rtol=1e-13, atol=1e-300, err_msg=name)
     assert ref.train["gradient_evaluations"][-1] > 0
 
 
