@@ -105,6 +105,26 @@ def scope(value0, rate, k):
     return float(value0) * (1.0 - float(rate)) ** int(k)
 
 
+def scoped_descent(objective, iterations, lr, gamma, scoping, box, metric, callback, direction):
+    """The outer loop the local-entropy drivers share (entropy-sgd, hj, heat): x^{k+1} =
+    P(x^k - lr d_k) with d_k = ``direction(flat, x^k, gamma_k)`` and the scoped gamma_k =
+    :func:`scope`, recorded after every step; trains ``objective.params`` in place and returns
+    the history."""
+    flat = Flat(objective, box, metric)
+    hist = History(callback)
+    x = flat.get()
+    stop = hist.record(flat, x, None, gamma=gamma)
+    for k in range(iterations):
+        if stop:
+            break
+        g_k = scope(gamma, scoping, k)
+        x_new = flat.project(x - lr * direction(flat, x, g_k))
+        stop = hist.record(flat, x_new, x, gamma=g_k)
+        x = x_new
+    flat.set(x)
+    return hist.arrays()
+
+
 class History(optim._History):
     """:class:`solvers.optim._History` with the common columns of these drivers."""
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drivers import Flat, History, scope
+from .drivers import scoped_descent
 
 __all__ = ["entropy_sgd", "langevin", "DEFAULTS"]
 
@@ -55,22 +55,13 @@ def entropy_sgd(objective, iterations, lr, gamma=100.0, scoping=1e-3, langevin_s
                 langevin_noise=1e-8, averaging=0.25, seed=0, box=None, metric=None, callback=None):
     """Train ``objective.params`` in place; returns the history (module docstring)."""
     _check(gamma, langevin_steps, averaging, langevin_noise)
-    flat = Flat(objective, box, metric)
     rng = np.random.default_rng([seed, 7])
-    hist = History(callback)
-    x = flat.get()
-    stop = hist.record(flat, x, None, gamma=gamma)
-    for k in range(iterations):
-        if stop:
-            break
-        g_k = scope(gamma, scoping, k)
+
+    def direction(flat, x, g_k):   # x - <y>: the averaged Langevin point's pull
         z, _ = langevin(lambda y: flat.gradient(y)[1], x, g_k, langevin_steps, langevin_lr, langevin_noise,
                         averaging, rng, normal=flat.normal)
-        x_new = flat.project(x - lr * (x - z))
-        stop = hist.record(flat, x_new, x, gamma=g_k)
-        x = x_new
-    flat.set(x)
-    return hist.arrays()
+        return x - z
+    return scoped_descent(objective, iterations, lr, gamma, scoping, box, metric, callback, direction)
 
 
 def _check(gamma, steps, alpha, noise):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drivers import Flat, History, scope
+from .drivers import scoped_descent
 
 __all__ = ["heat", "DEFAULTS"]
 
@@ -26,20 +26,11 @@ def heat(objective, iterations, lr, gamma=1e-4, scoping=1e-3, langevin_steps=20,
     """Train ``objective.params`` in place; returns the history (module docstring)."""
     if gamma < 0 or langevin_steps < 1:
         raise ValueError(f"heat needs gamma >= 0 and langevin_steps >= 1, got {gamma}, {langevin_steps}")
-    flat = Flat(objective, box, metric)
     rng = np.random.default_rng([seed, 11])
-    hist = History(callback)
-    x = flat.get()
-    stop = hist.record(flat, x, None, gamma=gamma)
-    for k in range(iterations):
-        if stop:
-            break
-        g_k = scope(gamma, scoping, k)
+
+    def direction(flat, x, g_k):   # the gradient averaged over Gaussian perturbations of variance g_k
         total = np.zeros_like(x)
         for _ in range(langevin_steps):
             total += flat.gradient(x + np.sqrt(g_k) * flat.normal(rng))[1]
-        x_new = flat.project(x - (lr / langevin_steps) * total)
-        stop = hist.record(flat, x_new, x, gamma=g_k)
-        x = x_new
-    flat.set(x)
-    return hist.arrays()
+        return total / langevin_steps
+    return scoped_descent(objective, iterations, lr, gamma, scoping, box, metric, callback, direction)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .drivers import Flat, History, scope
+from .drivers import scoped_descent
 
 __all__ = ["hj", "DEFAULTS"]
 
@@ -29,21 +29,11 @@ def hj(objective, iterations, lr, gamma=100.0, scoping=1e-3, langevin_steps=5, l
     """Train ``objective.params`` in place; returns the history (module docstring)."""
     if gamma <= 0 or langevin_steps < 1:
         raise ValueError(f"hj needs gamma > 0 and langevin_steps >= 1, got {gamma}, {langevin_steps}")
-    flat = Flat(objective, box, metric)
-    hist = History(callback)
-    x = flat.get()
-    stop = hist.record(flat, x, None, gamma=gamma)
-    for k in range(iterations):
-        if stop:
-            break
-        g_k = scope(gamma, scoping, k)
+
+    def direction(flat, x, g_k):   # the gradient at the proximal point x - y of the inner iteration
         y = np.zeros_like(x)
         for _ in range(langevin_steps - 1):
             _, g = flat.gradient(x - y)
             y = (1.0 - langevin_lr / g_k) * y + langevin_lr * g
-        _, g = flat.gradient(x - y)
-        x_new = flat.project(x - lr * g)
-        stop = hist.record(flat, x_new, x, gamma=g_k)
-        x = x_new
-    flat.set(x)
-    return hist.arrays()
+        return flat.gradient(x - y)[1]
+    return scoped_descent(objective, iterations, lr, gamma, scoping, box, metric, callback, direction)
