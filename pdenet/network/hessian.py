@@ -38,6 +38,21 @@ __all__ = ["hvp", "hessian_operator", "spectrum", "slq_density", "SUPPORTED"]
 SUPPORTED = {"stepper": ("euler", "heun", "rk4", "beuler", "cn"), "kernel": ("dense", "convolution", "lowrank"), "activation": ("identity", "tanh", "sigmoid", "arctan")}
 
 
+
+def _stage_gradients(g, Hv, k, op, dop, h, Y, dY, du, s1, s2, kbar, dkbar):
+    """One stage's share of interval k: the gradient (into ``g``) and its directional derivative
+    (into ``Hv``) from the stage's co-state ``kbar`` and its tangent ``dkbar``, with the stage value
+    Y, its tangent dY, du = d(pre-activation), s1 = sigma', s2 = sigma''. Returns ubar = s1 kbar."""
+    ubar = s1 * kbar
+    dubar = s2 * du * kbar + s1 * dkbar
+    g["a"][k] += ubar.sum(axis=0)
+    op.add_grad(g, k, ubar, Y, -h)
+    Hv["a"][k] += dubar.sum(axis=0)
+    op.add_grad(Hv, k, dubar, Y, -h)
+    op.add_grad(Hv, k, ubar, dY, -h)
+    dop.mixed_grad(Hv, k, ubar, Y, -h)
+    return ubar, dubar
+
 def _sigma_derivs(u, name):
     """(sigma(u), sigma'(u), sigma''(u))."""
     if name == "identity":
@@ -189,14 +204,7 @@ def hvp(net, f0, target, v: dict, regularise: bool = True):
                     kbar = kbar + (tau * ami) * Ybar[m]
                     dkbar = dkbar + (tau * ami) * dYbar[m]
             Y, dY, du, s1, s2 = st[i]
-            ubar = s1 * kbar
-            dubar = s2 * du * kbar + s1 * dkbar
-            g["a"][k] += ubar.sum(axis=0)
-            op.add_grad(g, k, ubar, Y, -h)
-            Hv["a"][k] += dubar.sum(axis=0)
-            op.add_grad(Hv, k, dubar, Y, -h)
-            op.add_grad(Hv, k, ubar, dY, -h)
-            dop.mixed_grad(Hv, k, ubar, Y, -h)
+            ubar, dubar = _stage_gradients(g, Hv, k, op, dop, h, Y, dY, du, s1, s2, kbar, dkbar)
             Ybar[i] = -h * op.raw_T(ubar, k)
             dYbar[i] = -h * (op.raw_T(dubar, k) + dop.raw_T(ubar, k))
             ybar += Ybar[i]
@@ -254,15 +262,7 @@ def _theta_backward(net, dop, rec, k, tau, lam, dlam, g, Hv):
                                              ((z, dz, du_z, s1z, s2z), tau * th, False)):
         if c == 0.0:
             continue
-        kbar, dkbar = c * mu, c * dmu
-        ubar = s1 * kbar
-        dubar = s2 * du * kbar + s1 * dkbar
-        g["a"][k] += ubar.sum(axis=0)
-        op.add_grad(g, k, ubar, Y, -h)
-        Hv["a"][k] += dubar.sum(axis=0)
-        op.add_grad(Hv, k, dubar, Y, -h)
-        op.add_grad(Hv, k, ubar, dY, -h)
-        dop.mixed_grad(Hv, k, ubar, Y, -h)
+        ubar, dubar = _stage_gradients(g, Hv, k, op, dop, h, Y, dY, du, s1, s2, c * mu, c * dmu)
         if explicit:
             out_lam += -h * op.raw_T(ubar, k)
             out_dlam += -h * (op.raw_T(dubar, k) + dop.raw_T(ubar, k))
